@@ -1,0 +1,31 @@
+# enas-service: `make demo` and `make test` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: pip takes the CPU build from this machine's disk (a plain `torch` would
+# download a multi-GB CUDA build); the project's torch range admits 2.13.0, so nothing more comes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy enas_core service
+
+clean:
+	rm -rf .enas .pytest_cache .ruff_cache .mypy_cache
