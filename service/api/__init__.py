@@ -1,0 +1,1 @@
+"""The HTTP API: ``create_app(settings)`` in ``service.api.app``."""

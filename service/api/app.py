@@ -1,0 +1,86 @@
+"""The FastAPI application: ``create_app(settings)``; ``uvicorn --factory service.api.app:create_app``.
+
+Nothing connects when the app is built. On start (lifespan) the database is migrated to the
+newest schema, the store is opened and Redis is connected (a Redis that is down then is retried on
+the next request needing it, and reported by ``/readyz``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from service import db
+from service.api.deps import connect_queue
+from service.api.handlers import error_body, install_error_handlers
+from service.api.routes import architectures, health, pages, searches, spaces
+from service.errors import Unavailable
+from service.settings import Settings, get_settings
+from service.store import Store
+
+logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1 << 20
+
+
+def _open(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    db.upgrade(settings.db_url)
+    app.state.store = Store(settings.db_url)
+    try:
+        connect_queue(app.state)
+    except Unavailable as e:
+        logger.warning("starting without Redis (retried on demand): %s", e.message)
+
+
+def _close(app: FastAPI) -> None:
+    if app.state.redis is not None:
+        app.state.redis.close()
+    if app.state.store is not None:
+        app.state.store.dispose()
+    app.state.store = app.state.redis = app.state.queue = None
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(_open, app)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(_close, app)
+
+
+async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return JSONResponse(
+            error_body("too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"), status_code=413
+        )
+    return await call_next(request)
+
+
+def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") -> FastAPI:
+    """Build the API for ``settings`` (default: the process settings from the environment).
+
+    ``queue_prefix`` is the Redis key prefix of the job queue (tests share a server with their own).
+    """
+    app = FastAPI(
+        title="enas-service",
+        version="0.1.0",
+        summary="Efficient Neural Architecture Search (Pham et al. 2018) as a service",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.state.queue_prefix = queue_prefix
+    app.state.store = app.state.redis = app.state.queue = None
+    app.state.queue_lock = threading.Lock()
+    install_error_handlers(app)
+    app.middleware("http")(_limit_body)
+    for module in (searches, architectures, spaces, health, pages):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,141 @@
+"""Searches: submit, list, read, cancel, resume, and their architectures, epochs, results, events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from service.api import jobs
+from service.api.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.schemas import (
+    ArchitectureList,
+    DerivedList,
+    EpochList,
+    RetrainList,
+    SearchList,
+    SearchPublic,
+    architecture_public,
+    derived_public,
+    epoch_public,
+    retrain_public,
+    search_public,
+)
+from service.spec import SearchSpec
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+SSE_HEARTBEAT_S = 15.0
+
+
+@router.post("", status_code=201, response_model=SearchPublic)
+def submit_search(
+    spec: SearchSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Submit a search: stored as ``queued``, then its id is pushed on the job queue."""
+    record = jobs.submit_search(store=store, queue=queue, spec=spec, settings=settings, owner=owner)
+    return search_public(record)
+
+
+@router.get("", response_model=SearchList)
+def list_searches(
+    store: StoreDep,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Searches, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor)
+    return {"items": [search_public(r) for r in records], "next_cursor": next_cursor,
+            "counts": store.counts_by_status()}  # fmt: skip
+
+
+@router.get("/{search_id}", response_model=SearchPublic)
+def get_search(search_id: int, store: StoreDep) -> dict[str, Any]:
+    """One search: status, progress, best reward, timings, resolved spec, error, links."""
+    return search_public(store.get_search(search_id=search_id))
+
+
+@router.post("/{search_id}/cancel", response_model=SearchPublic)
+def cancel_search(
+    search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Cancel (cooperative for a running search). Idempotent; 409 for a succeeded or failed search."""
+    record = jobs.cancel_search(store=store, queue=queue, search_id=search_id, owner=owner, settings=settings)
+    return search_public(record)
+
+
+@router.post("/{search_id}/resume", response_model=SearchPublic)
+def resume_search(
+    search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+) -> dict[str, Any]:
+    """Queue a failed or cancelled search again (it resumes from its last checkpoint); else 409."""
+    record = jobs.resume_search(store=store, queue=queue, search_id=search_id, owner=owner, settings=settings)
+    return search_public(record)
+
+
+@router.get("/{search_id}/architectures", response_model=ArchitectureList)
+def list_architectures(
+    search_id: int,
+    store: StoreDep,
+    epoch: Annotated[int | None, Query(ge=0)] = None,
+    phase: Literal["train", "sample", "derive"] | None = None,
+    order: Literal["index", "reward"] = "index",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The search's architectures (sampled, trained, derived), by index or best reward first."""
+    records, next_cursor = store.list_architectures(
+        search_id=search_id, epoch=epoch, phase=phase, order=order, limit=limit, cursor=cursor
+    )
+    return {"items": [architecture_public(r) for r in records], "next_cursor": next_cursor}
+
+
+@router.get("/{search_id}/epochs", response_model=EpochList)
+def list_epochs(search_id: int, store: StoreDep) -> dict[str, Any]:
+    """Per-epoch metrics, in order (for the curves)."""
+    return {"items": [epoch_public(r) for r in store.list_epochs(search_id=search_id)]}
+
+
+@router.get("/{search_id}/derived", response_model=DerivedList)
+def list_derived(search_id: int, store: StoreDep) -> dict[str, Any]:
+    """The derived architectures, best first."""
+    return {"items": [derived_public(r) for r in store.list_derived(search_id=search_id)]}
+
+
+@router.get("/{search_id}/retrains", response_model=RetrainList)
+def list_retrains(search_id: int, store: StoreDep) -> dict[str, Any]:
+    """The retraining runs of the search's architectures and their results."""
+    return {"items": [retrain_public(r) for r in store.list_retrains(search_id=search_id)]}
+
+
+@router.get("/{search_id}/events", response_class=StreamingResponse)
+def follow_events(search_id: int, store: StoreDep, queue: QueueDep) -> StreamingResponse:
+    """Server-Sent Events: the search's progress events as the worker publishes them.
+
+    Starts with the latest event; ends after a ``finished`` event. A finished search with no
+    event left in Redis gets one ``finished`` event built from the database.
+    """
+    record = store.get_search(search_id=search_id)
+
+    def stream() -> Iterator[str]:
+        if record.is_terminal and queue.last_event(search_id) is None:
+            final = {
+                "type": "finished",
+                "search_id": search_id,
+                "status": record.status,
+                "error": record.error,
+            }
+            yield f"event: finished\ndata: {json.dumps(final)}\n\n"
+            return
+        for event in queue.subscribe(search_id, heartbeat=SSE_HEARTBEAT_S):
+            if event.get("type") == "heartbeat":
+                yield ": heartbeat\n\n"
+                continue
+            yield f"event: {event.get('type', 'message')}\ndata: {json.dumps(event)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,245 @@
+"""What a user submits (:class:`SearchSpec`) and what is stored and run (:func:`resolve_spec`).
+
+A spec names a space and optionally a preset (default ``demo-<space>``), a dataset, epochs, a seed,
+and per-section overrides. Every override key must exist in the preset's section and have the
+preset value's type; the error names the field (``["child", "foo"]`` in pydantic's location, so the
+API answers 422 with ``field: "child.foo"``).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service import presets
+from service.errors import InvalidInput
+
+Space = Literal["micro", "macro", "rnn"]
+Dataset = Literal["digits", "cifar10", "synthetic-cifar", "ptb", "synthetic-ptb"]
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+               "test_batch", "batches.meta")  # fmt: skip
+PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
+LAYOUTS = {
+    "cifar10": f"a {CIFAR_FOLDER} folder (or its parent) holding the python-pickle batches "
+    f"{', '.join(CIFAR_FILES)}",
+    "ptb": f"a folder holding {', '.join(PTB_FILES)} (one sentence a line, words separated by spaces)",
+}
+
+
+class SearchSpec(BaseModel):
+    """A search request. Only ``space`` (or ``preset``) is required; the rest comes from the preset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: Space | None = None
+    dataset: Dataset | None = None
+    data_dir: str | None = Field(default=None, max_length=4096)
+    preset: str | None = None
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    name: str | None = Field(default=None, max_length=200)
+    controller: dict[str, Any] | None = None
+    child: dict[str, Any] | None = None
+    derive: dict[str, Any] | None = None
+    retrain: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_against_preset(self) -> SearchSpec:
+        errors: list[InitErrorDetails] = []
+        preset = _pick_preset(self, errors)
+        if preset is not None:
+            space = preset["space"]
+            _check_dataset(space, self.dataset, errors)
+            for section in presets.SECTIONS:
+                _check_overrides(section, getattr(self, section), preset[section], errors)
+            if not errors:
+                _check_cross_fields(_merge_sections(self, preset), errors)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @property
+    def preset_name(self) -> str:
+        """The preset this spec builds on (explicit, or ``demo-<space>``)."""
+        assert self.preset is not None or self.space is not None  # guaranteed by validation
+        return self.preset or presets.DEFAULT_PRESET[self.space]  # type: ignore[index]
+
+
+def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    # message is pre-formatted; braces would be read as placeholders by PydanticCustomError
+    safe = message.replace("{", "(").replace("}", ")")
+    return InitErrorDetails(type=PydanticCustomError(kind, safe), loc=loc, input=value)
+
+
+def _pick_preset(spec: SearchSpec, errors: list[InitErrorDetails]) -> dict[str, Any] | None:
+    if spec.preset is None:
+        if spec.space is None:
+            errors.append(
+                _error(("space",), "missing", "give a space (micro, macro or rnn) or a preset", None)
+            )
+            return None
+        return presets.PRESETS[presets.DEFAULT_PRESET[spec.space]]
+    preset = presets.PRESETS.get(spec.preset)
+    if preset is None:
+        known = ", ".join(presets.PRESETS)
+        errors.append(_error(("preset",), "unknown_preset", f"unknown preset; known: {known}", spec.preset))
+        return None
+    if spec.space is not None and spec.space != preset["space"]:
+        errors.append(_error(("preset",), "preset_space_mismatch",
+                             f"preset {spec.preset} is for the {preset['space']} space, not {spec.space}",
+                             spec.preset))  # fmt: skip
+        return None
+    return preset
+
+
+def _check_dataset(space: str, dataset: str | None, errors: list[InitErrorDetails]) -> None:
+    if dataset is None:
+        return
+    allowed = presets.TEXT_DATASETS if space == "rnn" else presets.IMAGE_DATASETS
+    if dataset not in allowed:
+        errors.append(_error(("dataset",), "dataset_space_mismatch",
+                             f"the {space} space needs one of {', '.join(allowed)}, not {dataset}",
+                             dataset))  # fmt: skip
+
+
+def _type_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+
+
+def _check_value(key: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` cannot override ``key`` (preset value ``default``), or None when it can."""
+    kind = presets.NULLABLE_TYPES.get(key) if default is None else type(default)
+    if value is None:
+        return None if default is None else f"must be {_type_name(kind)}, not null"  # type: ignore[arg-type]
+    if kind is None:
+        return None
+    is_bool = isinstance(value, bool)
+    if kind is bool and not is_bool or kind is str and not isinstance(value, str):
+        return f"must be {_type_name(kind)}"
+    if kind in (int, float) and (is_bool or not isinstance(value, int if kind is int else int | float)):
+        return f"must be {_type_name(kind)}"
+    if key in presets.CHOICES and value not in presets.CHOICES[key]:
+        return f"must be one of {', '.join(presets.CHOICES[key])}"
+    if kind in (int, float):
+        if value < 0 or (default is None or default > 0) and value == 0:
+            return "must be positive" if default is None or default > 0 else "must not be negative"
+        if key in presets.UNIT_INTERVAL and value > 1:
+            return "must be between 0 and 1"
+    return None
+
+
+def _check_overrides(section: str, given: dict[str, Any] | None, base: dict[str, Any],
+                     errors: list[InitErrorDetails]) -> None:  # fmt: skip
+    for key, value in (given or {}).items():
+        if key not in base:
+            known = ", ".join(sorted(base))
+            errors.append(_error((section, key), "unknown_key",
+                                 f"unknown key {section}.{key}; this preset's {section} keys: {known}",
+                                 value))  # fmt: skip
+            continue
+        problem = _check_value(f"{section}.{key}", value, base[key])
+        if problem:
+            errors.append(_error((section, key), "invalid_override", f"{section}.{key} {problem}", value))
+
+
+def _merge_sections(spec: SearchSpec, preset: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    merged = {}
+    for section in presets.SECTIONS:
+        values = {**preset[section], **(getattr(spec, section) or {})}
+        # a float setting given as an integer is stored as a float
+        merged[section] = {k: float(v) if isinstance(preset[section][k], float) and v is not None
+                           and not isinstance(v, bool) else v for k, v in values.items()}  # fmt: skip
+    return merged
+
+
+def _check_cross_fields(sections: dict[str, dict[str, Any]], errors: list[InitErrorDetails]) -> None:
+    derive, retrain = sections["derive"], sections["retrain"]
+    if derive["top_k"] > derive["num_samples"]:
+        errors.append(_error(("derive", "top_k"), "too_large",
+                             "derive.top_k must not exceed derive.num_samples", derive["top_k"]))  # fmt: skip
+    if retrain["enabled"] and retrain["top_k"] > derive["top_k"]:
+        errors.append(_error(("retrain", "top_k"), "too_large",
+                             "retrain.top_k must not exceed derive.top_k", retrain["top_k"]))  # fmt: skip
+
+
+def resolve_spec(spec: SearchSpec) -> dict[str, Any]:
+    """The complete spec stored in ``searches.spec`` and read by the workers: the preset's values
+    with the user's overrides on top, plus ``preset`` and ``name``. ``data_dir`` stays null unless
+    the user gave one (the worker falls back to its own ``settings.data_dir / <dataset>``)."""
+    preset = presets.get_preset(spec.preset_name)
+    resolved = copy.deepcopy(preset)
+    resolved.update(_merge_sections(spec, preset))
+    resolved.update(
+        dataset=spec.dataset or preset["dataset"],
+        data_dir=spec.data_dir,
+        preset=spec.preset_name,
+        name=spec.name,
+        epochs=spec.epochs or preset["epochs"],
+        seed=spec.seed,
+    )
+    return resolved
+
+
+def check_data_dir(resolved: dict[str, Any], default_root: Path | None) -> Path | None:
+    """Check the data folder of a resolved spec where this process can see it.
+
+    The folder is ``resolved["data_dir"]`` or else ``default_root / <dataset>``. Datasets without
+    files (digits, synthetic-*) and folders that do not exist here (the worker may see another
+    filesystem) are not checked. Returns the folder checked, or None.
+    Raises:
+        InvalidInput (field ``data_dir``): the folder lacks a file of the layout, naming it and the
+        expected layout.
+    """
+    dataset = resolved.get("dataset")
+    if dataset not in LAYOUTS:
+        return None
+    given = resolved.get("data_dir")
+    folder = Path(given).expanduser() if given else (default_root / dataset if default_root else None)
+    if folder is None or not folder.is_dir():
+        return None
+    if dataset == "cifar10":
+        _check_cifar(folder)
+    else:
+        _check_files(folder, PTB_FILES, "ptb", _looks_like_text)
+    return folder
+
+
+def _check_cifar(folder: Path) -> None:
+    inner = folder / CIFAR_FOLDER
+    if not (folder / "data_batch_1").exists() and inner.is_dir():
+        folder = inner
+    _check_files(folder, CIFAR_FILES, "cifar10", _looks_like_pickle)
+
+
+def _check_files(folder: Path, names: tuple[str, ...], dataset: str, looks_right: Any) -> None:
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise InvalidInput(f"{folder} lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
+        if not looks_right(path):
+            raise InvalidInput(f"{path} is not in the expected format; expected {LAYOUTS[dataset]}",
+                               field="data_dir")  # fmt: skip
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    # Read the header only: never unpickle a user's file here (a pickle can run code).
+    with path.open("rb") as f:
+        return f.read(1) == b"\x80"
+
+
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4096)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # a multi-byte character cut at the end of the chunk is fine
+            return False
+    return bool(head.strip()) and b"\x00" not in head

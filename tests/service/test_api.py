@@ -1,0 +1,279 @@
+"""The HTTP API over real HTTP: uvicorn in a thread, SQLite in a temp folder, the embedded Redis."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from service.api.app import create_app
+from service.settings import Settings
+from service.store import Store
+
+SERVER_REDIS = "redis://127.0.0.1:6379/0"
+
+
+class Api:
+    """A running API and what the tests need to reach behind it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=10)
+
+    @property
+    def store(self) -> Store:
+        return self.server.app.state.store
+
+    @property
+    def queue(self) -> Any:
+        return self.server.app.state.queue
+
+
+@pytest.fixture(scope="module")
+def api(embedded_home: Path, serve: Any) -> Iterator[Api]:
+    settings = Settings(home=embedded_home, data_dir=embedded_home / "data")
+    with serve(create_app(settings)) as server:
+        client = Api(server)
+        yield client
+        client.http.close()
+
+
+def submit(api: Api, **spec: Any) -> httpx.Response:
+    return api.http.post("/searches", json={"space": "micro", "epochs": 2, **spec})
+
+
+def arch(index: int, reward: float | None) -> dict[str, Any]:
+    tokens = [0, 1, 0, 1] * 10
+    genotype = {"version": 1, "space": "micro", "params": {"num_nodes": 5, "num_ops": 5}, "tokens": tokens}
+    return {"phase": "sample", "index": index, "tokens": tokens, "hash": f"{index:016x}",
+            "genotype": genotype, "reward": reward, "entropy": 1.0, "log_prob": -2.0}  # fmt: skip
+
+
+def test_health_and_ready(api: Api) -> None:
+    assert api.http.get("/healthz").json() == {"status": "ok"}
+    ready = api.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_submit_and_read(api: Api) -> None:
+    depth = api.queue.depth()
+    response = submit(api, name="first", child={"channels": 4})
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["status"], body["owner"], body["name"], body["epoch"], body["total_epochs"]) == (
+        "queued", "anonymous", "first", None, 2)  # fmt: skip
+    assert body["spec"]["preset"] == "demo-micro" and body["spec"]["child"]["channels"] == 4
+    assert (
+        body["links"]["self"] == f"/searches/{body['id']}"
+        and body["links"]["page"] == f"/ui/searches/{body['id']}"
+    )
+    assert "fencing_token" not in body and body["created_at"].endswith("Z")
+    assert api.queue.depth() == depth + 1  # the id was pushed
+    assert api.http.get(f"/searches/{body['id']}").json() == {**body, "duration_s": None}
+
+
+def test_list_with_cursor_and_filter(api: Api) -> None:
+    ids = [submit(api).json()["id"] for _ in range(3)]
+    page = api.http.get("/searches", params={"limit": 2}).json()
+    assert [s["id"] for s in page["items"]] == ids[::-1][:2] and page["next_cursor"]
+    rest = api.http.get("/searches", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert rest["items"][0]["id"] == ids[0] and page["counts"]["queued"] >= 3
+    assert all(s["status"] == "queued" for s in api.http.get("/searches?status=queued").json()["items"])
+    bad = api.http.get("/searches", params={"status": "nope"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "status"
+    bad = api.http.get("/searches", params={"cursor": "zzz"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [({"child": {"foo": 1}}, "child.foo", "unknown key child.foo"),
+     ({"space": "rnn", "dataset": "digits"}, "dataset", "needs one of ptb"),
+     ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+     ({"bogus": 1}, "bogus", "unknown field bogus"),
+     ({"controller": {"lr": "fast"}}, "controller.lr", "must be a number"),
+     ({"preset": "paper-ptb"}, "preset", "not micro")],
+)  # fmt: skip
+def test_invalid_specs_name_the_field(api: Api, spec: dict[str, Any], field: str, words: str) -> None:
+    response = submit(api, **spec)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and error["field"] == field and words in error["message"]
+
+
+def test_bad_bodies(api: Api) -> None:
+    response = api.http.post("/searches", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+    response = api.http.post(
+        "/searches", content=b"x" * (1 << 21), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+
+
+def test_data_folder_checked_at_submit(api: Api, tmp_path: Path) -> None:
+    (tmp_path / "ptb.train.txt").write_text("a b c\n")
+    response = submit(api, space="rnn", dataset="ptb", data_dir=str(tmp_path))
+    assert response.status_code == 422
+    assert (
+        response.json()["error"]["field"] == "data_dir"
+        and "ptb.valid.txt" in response.json()["error"]["message"]
+    )
+
+
+def test_unknown_ids_and_routes(api: Api) -> None:
+    for path in ("/searches/999999", "/searches/999999/epochs", "/architectures/999999", "/nowhere"):
+        response = api.http.get(path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", path
+    response = api.http.get("/searches/abc")
+    assert response.status_code == 422 and response.json()["error"]["field"] == "search_id"
+
+
+def test_progress_results_and_architectures(api: Api) -> None:
+    sid = submit(api).json()["id"]
+    api.store.mark_running(search_id=sid, worker_id="w")
+    api.store.record_epoch(search_id=sid, epoch=0, metrics={"reward_mean": 0.4, "entropy": 2.5},
+                           architectures=[arch(i, r) for i, r in enumerate([0.3, None, 0.8])])  # fmt: skip
+    search = api.http.get(f"/searches/{sid}").json()
+    assert (search["status"], search["epoch"], search["progress"], search["best_reward"]) == (
+        "running",
+        0,
+        0.5,
+        0.8,
+    )
+    assert search["links"]["best_architecture"] == f"/architectures/{search['best_architecture_id']}"
+    epochs = api.http.get(f"/searches/{sid}/epochs").json()["items"]
+    assert [(e["epoch"], e["metrics"]["reward_mean"]) for e in epochs] == [(0, 0.4)]
+    page = api.http.get(f"/searches/{sid}/architectures", params={"order": "reward", "limit": 2}).json()
+    assert [a["reward"] for a in page["items"]] == [0.8, 0.3] and page["next_cursor"]
+    rest = api.http.get(
+        f"/searches/{sid}/architectures", params={"order": "reward", "cursor": page["next_cursor"]}
+    )
+    assert [a["reward"] for a in rest.json()["items"]] == [None]
+    one = api.http.get(page["items"][0]["links"]["self"]).json()
+    assert (
+        one["tokens"] == arch(0, 0)["tokens"] and one["genotype"]["space"] == "micro" and "structured" in one
+    )
+    if importlib.util.find_spec("enas_core.spaces") is not None:  # the structured form comes from the space
+        assert one["structured"]["normal"]["nodes"][0]["inputs"] == [0, 0]
+    derived = api.store.record_derived(search_id=sid, items=[{**arch(0, None), "score": 0.9}])
+    retrain = api.store.create_retrain(search_id=sid, architecture_id=derived[0].architecture_id)
+    assert api.http.get(f"/searches/{sid}/derived").json()["items"][0]["architecture"]["phase"] == "derive"
+    assert api.http.get(f"/searches/{sid}/retrains").json()["items"][0]["id"] == retrain.id
+
+
+def test_svg_and_spaces(api: Api) -> None:
+    sid = submit(api).json()["id"]
+    api.store.mark_running(search_id=sid)
+    record = api.store.record_epoch(search_id=sid, epoch=0, metrics={}, architectures=[arch(0, 0.5)])
+    svg = api.http.get(f"/architectures/{record.best_architecture_id}/svg")
+    try:
+        import enas_core.genotype  # noqa: F401
+    except ImportError:
+        assert svg.status_code == 503  # drawing module not in this build yet
+    else:
+        assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+        assert "<svg" in svg.text
+    spaces = api.http.get("/spaces")
+    try:
+        import enas_core.spaces  # noqa: F401
+    except ImportError:
+        assert spaces.status_code == 503
+    else:
+        assert spaces.status_code == 200 and "micro" in spaces.json()["spaces"]
+    presets = api.http.get("/presets").json()["items"]
+    assert {p["name"] for p in presets} >= {"demo-micro", "paper-ptb"}
+
+
+def test_cancel_and_resume(api: Api) -> None:
+    sid = submit(api).json()["id"]
+    assert api.http.post(f"/searches/{sid}/cancel").json()["status"] == "cancelled"
+    assert api.http.post(f"/searches/{sid}/cancel").status_code == 200  # idempotent
+    resumed = api.http.post(f"/searches/{sid}/resume").json()
+    assert resumed["status"] == "queued"
+    api.store.mark_running(search_id=sid)
+    running = api.http.post(f"/searches/{sid}/cancel").json()
+    assert (running["status"], running["cancel_requested"]) == ("running", True)
+    assert api.queue.cancel_requested(sid)
+    api.store.finish_search(search_id=sid, status="cancelled")
+    done = submit(api).json()["id"]
+    api.store.mark_running(search_id=done)
+    api.store.finish_search(search_id=done, status="succeeded")
+    conflict = api.http.post(f"/searches/{done}/cancel")
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "conflict"
+    assert api.http.post(f"/searches/{done}/resume").status_code == 409
+
+
+def test_events_of_a_finished_search(api: Api) -> None:
+    sid = submit(api).json()["id"]
+    api.http.post(f"/searches/{sid}/cancel")
+    response = api.http.get(f"/searches/{sid}/events")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith("event: finished\n") and '"status": "cancelled"' in response.text
+
+
+def test_pages(api: Api) -> None:
+    for path in ("/", "/ui/searches/1"):
+        response = api.http.get(path)
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+        assert "<script>" in response.text and "/searches" in response.text
+
+
+def test_auth_tokens(embedded_home: Path, tmp_path: Path, serve: Any) -> None:
+    settings = Settings(home=tmp_path, redis_url=None, auth_tokens="alice:tok-a,bob:tok-b")
+    settings.home = embedded_home  # share the module's embedded Redis
+    settings.database_url = f"sqlite:///{tmp_path / 'auth.db'}"
+    with serve(create_app(settings, queue_prefix=f"auth{uuid.uuid4().hex[:8]}")) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            body = {"space": "micro", "epochs": 1}
+            missing = http.post("/searches", json=body)
+            assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+            assert missing.json()["error"]["code"] == "unauthorized"
+            wrong = http.post("/searches", json=body, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            created = http.post("/searches", json=body, headers={"Authorization": "Bearer tok-a"})
+            assert created.status_code == 201 and created.json()["owner"] == "alice"
+            sid = created.json()["id"]
+            assert http.get(f"/searches/{sid}").status_code == 200  # reading needs no token
+            other = http.post(f"/searches/{sid}/cancel", headers={"Authorization": "Bearer tok-b"})
+            assert other.status_code == 403
+            mine = http.post(f"/searches/{sid}/cancel", headers={"Authorization": "Bearer tok-a"})
+            assert mine.json()["status"] == "cancelled"
+
+
+def test_redis_down_gives_503(tmp_path: Path, serve: Any) -> None:
+    settings = Settings(home=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    with serve(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"]["field"] == "redis"
+        assert ready.json()["checks"]["database"] == "ok"
+        response = http.post("/searches", json={"space": "micro"})
+        assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+        [failed] = http.get("/searches").json()["items"]  # stored, then failed visibly
+        assert failed["status"] == "failed" and "could not be queued" in failed["error"]
+
+
+def test_machine_redis_server_with_own_prefix(tmp_path: Path, serve: Any) -> None:
+    client = redis.Redis.from_url(SERVER_REDIS, decode_responses=True, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis server at {SERVER_REDIS}")
+    prefix = f"enastest-{uuid.uuid4().hex[:12]}"
+    settings = Settings(home=tmp_path, redis_url=SERVER_REDIS)
+    try:
+        with serve(create_app(settings, queue_prefix=prefix)) as server:
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                sid = http.post("/searches", json={"space": "macro", "epochs": 1}).json()["id"]
+                assert client.lrange(f"{prefix}:queue", 0, -1) == [str(sid)]
+                assert http.get("/readyz").status_code == 200
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
