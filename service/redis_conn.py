@@ -143,8 +143,12 @@ def _home_lock(home: Path) -> Iterator[None]:
 
 def _direct_client(sock: Path, timeout: float) -> redis.Redis:
     """A client for the lifecycle commands: no retries (a refused or closed socket is an answer)."""
-    return redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=1.0, socket_timeout=timeout,
-                       retry=Retry(NoBackoff(), 0))
+    return redis.Redis(
+        unix_socket_path=str(sock),
+        socket_connect_timeout=1.0,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _ping(sock: Path) -> int | None:

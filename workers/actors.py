@@ -1,0 +1,201 @@
+"""The two Ray actors of a search: the controller (policy) and the shared model (weights omega).
+
+The classes are plain Python (usable and testable in-process); `create_actors` wraps them with
+``ray.remote`` and the search's resources. Everything crossing the actor boundary is plain data:
+a sampled batch is ``{"tokens": [[int]], "log_prob": [float], "entropy": [float]}``; methods that
+take architectures accept such a batch (or an ObjectRef to one: Ray resolves it, so a sample can
+flow from one actor to the other without a round trip through the driver) or a list of token lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from enas_core.search import Sampled
+from enas_core.spaces import Space
+from service.settings import Settings
+from workers.config import SearchPlan
+
+logger = logging.getLogger(__name__)
+
+Batch = Mapping[str, Any] | Sequence[Sequence[int]]
+
+
+def tokens_of(batch: Batch) -> list[list[int]]:
+    """The token lists of a sampled batch (or of a plain list of token lists)."""
+    if isinstance(batch, Mapping):
+        return [list(t) for t in batch["tokens"]]
+    return [list(t) for t in batch]
+
+
+class ControllerActor:
+    """Wraps `enas_core.search.ControllerTrainer` (the LSTM policy, Adam, baseline, sampler RNG).
+
+    Runs on the CPU: sampling is a chain of tiny steps, faster on the host than on a GPU.
+    """
+
+    def __init__(self, plan: SearchPlan) -> None:
+        from enas_core.search import ControllerTrainer
+
+        self.trainer = ControllerTrainer(plan.space(), plan.controller, plan.controller_train, plan.seed)
+
+    def sample(self, n: int) -> dict[str, list[Any]]:
+        """``n`` architectures from the current policy, as plain lists (one batched draw)."""
+        drawn = self.trainer.sample(n)
+        return {
+            "tokens": [list(s.tokens) for s in drawn],
+            "log_prob": [float(s.log_prob) for s in drawn],
+            "entropy": [float(s.entropy) for s in drawn],
+        }
+
+    def update(self, batch: Batch, rewards: Sequence[float]) -> dict[str, Any]:
+        """One REINFORCE step over ``batch`` with its ``rewards``; returns the trainer's metrics
+        (``loss``, ``baseline``, ``entropy``, ``reward_mean``, ``skip_penalty``, ``advantages``)."""
+        return self.trainer.update(tokens_of(batch), [float(r) for r in rewards])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy, optimizer, baseline and sampler state (CPU tensors; for checkpoints)."""
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.trainer.load_state_dict(state)
+
+
+class SharedModelActor:
+    """Wraps the shared trainer of the space (`enas_core.search.make_shared_trainer`).
+
+    Loads its dataset itself (by name, folder and seed) and keeps it on its device, so no tensor
+    ever travels through the object store.
+    Raises (at creation): the dataset's loading errors, e.g. a missing data folder.
+    """
+
+    def __init__(self, plan: SearchPlan) -> None:
+        from enas_core.search import make_shared_trainer, resolve_device
+
+        self.device = str(resolve_device(plan.resources.device))
+        data = plan.dataset.load()
+        self.trainer = make_shared_trainer(plan.space(), plan.child, data, plan.seed, self.device)
+
+    def steps_per_epoch(self) -> int:
+        """How many architectures (minibatches) one epoch of the shared phase trains."""
+        return int(self.trainer.steps_per_epoch())
+
+    def train(self, batch: Batch, epoch: int, start: int = 0, stop: int | None = None) -> dict[str, Any]:
+        """Train one minibatch per architecture of ``batch[start:stop]`` (ENAS's M=1).
+
+        Calling it on consecutive slices is the same as one call on the whole batch (the data
+        stream and the RNG continue). Returns the trainer's metrics (``loss``, ``accuracy`` or
+        ``perplexity``, ``lr``, ``images_per_s``, ``per_arch``) plus ``seconds``.
+        """
+        tokens = tokens_of(batch)[start:stop]
+        began = time.perf_counter()
+        metrics = dict(self.trainer.train(tokens, epoch))
+        metrics["seconds"] = time.perf_counter() - began
+        return metrics
+
+    def rewards(self, batch: Batch) -> list[float]:
+        """The reward of each architecture of ``batch``, each on its own validation minibatch."""
+        return [float(r) for r in self.trainer.rewards(tokens_of(batch))]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Shared weights, optimizer, data streams and RNG state (for checkpoints)."""
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.trainer.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class ControllerView:
+    """The driver's in-process view of a controller actor, shaped like `ControllerTrainer` where
+    `enas_core.search.derive` needs it (``sample`` and ``space``); each call is a round trip."""
+
+    actor: ActorHandle
+    space: Space
+
+    def sample(self, n: int) -> list[Sampled]:
+        batch = ray.get(self.actor.sample.remote(n))
+        rows = zip(batch["tokens"], batch["log_prob"], batch["entropy"], strict=True)
+        return [Sampled(t, lp, e) for t, lp, e in rows]
+
+
+@dataclass(frozen=True)
+class SharedView:
+    """The driver's in-process view of a shared-model actor (``rewards``) for `derive`."""
+
+    actor: ActorHandle
+
+    def rewards(self, tokens: list[list[int]]) -> list[float]:
+        return list(ray.get(self.actor.rewards.remote(tokens)))
+
+
+def ensure_ray(settings: Settings) -> None:
+    """Connect to ``settings.ray_address``, or start a local Ray, unless already connected."""
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"address": settings.ray_address, "ignore_reinit_error": True}
+    if settings.ray_address is None:
+        options.update(include_dashboard=False, num_cpus=settings.ray_num_cpus)
+    ray.init(**options)
+
+
+def check_resources(plan: SearchPlan, *, local: bool) -> None:
+    """Fail fast when a local Ray can never hold the search's two actors (it would wait forever).
+
+    On a cluster (which may scale up) only a warning is logged.
+    Raises:
+        RuntimeError: local Ray with fewer CPUs or GPUs than the actors need.
+    """
+    need = {"CPU": 2 * plan.resources.num_cpus, "GPU": plan.resources.num_gpus}
+    have = ray.cluster_resources()
+    short = {k: (v, have.get(k, 0.0)) for k, v in need.items() if v > have.get(k, 0.0)}
+    if not short:
+        return
+    text = ", ".join(f"{k}: needs {v:g}, has {h:g}" for k, (v, h) in short.items())
+    if local:
+        raise RuntimeError(
+            f"the local Ray cannot run this search ({text}); lower resources.num_cpus / num_gpus"
+        )
+    logger.warning("the Ray cluster is short of resources for now (%s); waiting for it to scale", text)
+
+
+def create_actors(plan: SearchPlan, search_id: int) -> tuple[ActorHandle, ActorHandle]:
+    """Start ``(controller, shared)`` actors for a search on the connected Ray cluster.
+
+    The shared model gets the spec's ``num_cpus`` and ``num_gpus`` (fractional GPUs allowed);
+    the controller the same CPUs and no GPU. Both are named after the search for the dashboard.
+    """
+    cpus = plan.resources.num_cpus
+    controller = (
+        ray.remote(ControllerActor)
+        .options(num_cpus=cpus, num_gpus=0, name=f"search-{search_id}-controller-{_suffix()}")
+        .remote(plan)
+    )
+    shared = (
+        ray.remote(SharedModelActor)
+        .options(**plan.resources.ray_options(), name=f"search-{search_id}-shared-{_suffix()}")
+        .remote(plan)
+    )
+    return controller, shared
+
+
+def kill_actors(*actors: ActorHandle | None) -> None:
+    """Kill the given actors (None entries and already-dead actors are fine)."""
+    for actor in actors:
+        if actor is not None:
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - a dead actor or a gone cluster: nothing left to free
+                pass
+
+
+def _suffix() -> str:
+    return secrets.token_hex(3)

@@ -1,0 +1,158 @@
+"""The resolved spec (a dict, ``docs/INTERNALS.md``) turned into the core's frozen configs.
+
+Everything here is small, frozen and picklable: it is what the driver hands to Ray actors and
+tasks (never sessions, clients or tensors). Datasets are referenced by name and loaded where they
+are used (`DatasetRef.load`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from enas_core.controller import ControllerConfig
+from enas_core.search import ChildConfig, ControllerTrainConfig, RetrainConfig
+from enas_core.spaces import Space, get_space
+
+FILE_DATASETS = frozenset({"cifar10", "ptb"})
+"""Datasets read from a folder (``spec["data_dir"]`` or ``<settings.data_dir>/<dataset>``)."""
+
+# Which child settings configure the space itself (the rest keep the space's defaults).
+_SPACE_PARAMS: dict[str, tuple[str, ...]] = {
+    "micro": ("num_nodes",),
+    "macro": ("num_layers",),
+    "rnn": ("num_nodes",),
+}
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset by name; loaded by whoever needs it (the shared-model actor, a retrain task)."""
+
+    name: str
+    data_dir: str | None
+    seed: int
+
+    def load(self) -> Any:
+        """Load it with `enas_core.data.loading.load_dataset`.
+
+        Raises:
+            enas_core.data.loading.DatasetError: unknown name, missing or malformed files.
+        """
+        from enas_core.data.loading import load_dataset
+
+        return load_dataset(self.name, self.data_dir, self.seed)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Ray resources of the shared-model actor and of each retrain task; ``device`` is what
+    the trainers are given (``auto``: CUDA when the process sees a GPU)."""
+
+    num_cpus: float
+    num_gpus: float
+    device: str
+
+    def ray_options(self) -> dict[str, float]:
+        """Keyword arguments for ``ray.remote(...)`` / ``.options(...)``."""
+        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything one search run needs, built from its resolved spec by `build_plan`."""
+
+    space_name: str
+    space_params: tuple[tuple[str, int], ...]
+    dataset: DatasetRef
+    epochs: int
+    seed: int
+    controller: ControllerConfig
+    controller_train: ControllerTrainConfig
+    child: Any  # ChildConfig (CNN spaces) or the language model's config (rnn)
+    retrain: Any  # RetrainConfig (CNN spaces) or the language model's retrain config (rnn)
+    retrain_enabled: bool
+    retrain_top_k: int
+    derive_num_samples: int
+    derive_top_k: int
+    resources: Resources
+
+    def space(self) -> Space:
+        """The configured search space (rebuilt wherever it is needed; cheap)."""
+        return get_space(self.space_name, **dict(self.space_params))
+
+
+def build_plan(spec: Mapping[str, Any], *, data_root: Path | str | None = None) -> SearchPlan:
+    """Build the run plan of a resolved spec.
+
+    Args:
+        spec: the resolved spec stored with the search (every section present).
+        data_root: the worker's ``settings.data_dir``; file datasets without an explicit
+            ``data_dir`` are read from ``<data_root>/<dataset>``.
+    Raises:
+        KeyError: a section or key the resolved spec must have is missing.
+        enas_core.spaces.GenotypeError: space parameters out of range.
+        ValueError: a value the core's configs reject.
+    """
+    space_name = str(spec["space"])
+    child_section = dict(spec["child"])
+    params = {k: int(child_section[k]) for k in _SPACE_PARAMS.get(space_name, ()) if k in child_section}
+    get_space(space_name, **params)  # validate early, in the driver
+    retrain_section = dict(spec["retrain"])
+    resources = dict(spec["resources"])
+    seed = int(spec["seed"])
+    return SearchPlan(
+        space_name=space_name,
+        space_params=tuple(sorted(params.items())),
+        dataset=DatasetRef(str(spec["dataset"]), _data_dir(spec, data_root), seed),
+        epochs=int(spec["epochs"]),
+        seed=seed,
+        controller=ControllerConfig.from_dict(spec["controller"]),
+        controller_train=ControllerTrainConfig.from_dict(spec["controller"]),
+        child=_child_config(space_name, child_section),
+        retrain=_retrain_config(space_name, retrain_section),
+        retrain_enabled=bool(retrain_section.get("enabled", True)),
+        retrain_top_k=int(retrain_section.get("top_k", 1)),
+        derive_num_samples=int(spec["derive"]["num_samples"]),
+        derive_top_k=int(spec["derive"]["top_k"]),
+        resources=Resources(
+            num_cpus=float(resources.get("num_cpus", 1.0)),
+            num_gpus=float(resources.get("num_gpus", 0.0)),
+            device=str(resources.get("device", "auto")),
+        ),
+    )
+
+
+def _data_dir(spec: Mapping[str, Any], data_root: Path | str | None) -> str | None:
+    given = spec.get("data_dir")
+    if given:
+        return str(Path(given).expanduser())
+    if spec["dataset"] in FILE_DATASETS and data_root is not None:
+        return str(Path(data_root) / str(spec["dataset"]))
+    return None
+
+
+def _child_config(space_name: str, section: dict[str, Any]) -> Any:
+    if space_name == "rnn":
+        from enas_core.lm import LMConfig
+
+        return LMConfig.from_dict(section)
+    return ChildConfig.from_dict(section)
+
+
+def _retrain_config(space_name: str, section: dict[str, Any]) -> Any:
+    if space_name == "rnn":
+        from enas_core.lm import LMRetrainConfig
+
+        return _from_known_fields(LMRetrainConfig, section)
+    return RetrainConfig.from_dict(section)
+
+
+def _from_known_fields(cls: type, section: Mapping[str, Any]) -> Any:
+    """``cls.from_dict(section)`` when the class has one, else its known fields only."""
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(section)
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in section.items() if k in names})
