@@ -1,0 +1,104 @@
+"""The macro (whole-network) CNN space of ENAS.
+
+Encoding: layer i (0-based) emits `[op, s_0 ... s_{i-1}]`; s_j = 1 is a skip connection from
+layer j's output into layer i. L + L(L-1)/2 tokens (78 for L = 12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from enas_core.spaces.base import Decision, GenotypeError, Space, choice_index, require_list
+
+MACRO_OPS: tuple[str, ...] = (
+    "conv_3x3",
+    "sep_conv_3x3",
+    "conv_5x5",
+    "sep_conv_5x5",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+)
+
+
+def layer_offset(layer: int) -> int:
+    """Token index of layer `layer`'s op decision."""
+    return layer + layer * (layer - 1) // 2
+
+
+class MacroSpace(Space):
+    """The ENAS macro space. Params: num_layers (L), num_ops (<= 6)."""
+
+    name: ClassVar[str] = "macro"
+    defaults: ClassVar[dict[str, int]] = {"num_layers": 12, "num_ops": 6}
+    maximums: ClassVar[dict[str, int]] = {"num_ops": len(MACRO_OPS)}
+
+    @property
+    def num_layers(self) -> int:
+        return self.params["num_layers"]
+
+    @property
+    def num_ops(self) -> int:
+        return self.params["num_ops"]
+
+    @property
+    def op_names(self) -> tuple[str, ...]:
+        return MACRO_OPS[: self.num_ops]
+
+    def _decisions(self) -> list[Decision]:
+        out: list[Decision] = []
+        for i in range(self.num_layers):
+            out.append(Decision(len(out), f"layer {i}", "op", "op", self.num_ops))
+            for j in range(i):
+                out.append(Decision(len(out), f"layer {i}", f"skip (from layer {j})", "skip", 2))
+        return out
+
+    def layers(self, tokens: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
+        """[(op, (s_0..s_{i-1})) for each layer i], validated."""
+        t = self.tokens(tokens)
+        return [
+            (t[layer_offset(i)], t[layer_offset(i) + 1 : layer_offset(i) + 1 + i])
+            for i in range(self.num_layers)
+        ]
+
+    def structured(self, tokens: Sequence[int]) -> dict[str, Any]:
+        layers = [
+            {"op": self.op_names[op], "skips": [j for j, s in enumerate(skips) if s]}
+            for op, skips in self.layers(tokens)
+        ]
+        return {"layers": layers}
+
+    def from_structured(self, d: Mapping[str, Any]) -> tuple[int, ...]:
+        layers = require_list(d, "layers", self.num_layers, "macro genotype")
+        tokens: list[int] = []
+        for i, layer in enumerate(layers):
+            where = f"layer {i}"
+            if not isinstance(layer, Mapping) or "op" not in layer:
+                raise GenotypeError(f"{where}: missing 'op'")
+            tokens.append(choice_index(layer["op"], self.op_names, where))
+            skips = layer.get("skips", [])
+            if isinstance(skips, str | bytes) or not isinstance(skips, Sequence):
+                raise GenotypeError(f"{where}: 'skips' must be a list of layer indices")
+            for j in skips:
+                if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < i:
+                    raise GenotypeError(f"{where}: skip from {j!r} out of range [0, {i - 1}]")
+            tokens.extend(1 if j in set(skips) else 0 for j in range(i))
+        return self.tokens(tokens)
+
+    def size(self) -> int:
+        """Literal count of encodings: num_ops^L * 2^(L(L-1)/2)."""
+        n = self.num_layers
+        return self.num_ops**n * 2 ** (n * (n - 1) // 2)
+
+    def _sizes(self) -> list[dict[str, Any]]:
+        n, o = self.num_layers, self.num_ops
+        return [
+            {
+                "label": "literal count of distinct encodings (= the paper's count)",
+                "formula": f"{o}^{n} * 2^({n}*{n - 1}/2)",
+                "value": self.size(),
+            }
+        ]
+
+    def _extra_description(self) -> dict[str, Any]:
+        return {"ops": list(self.op_names)}

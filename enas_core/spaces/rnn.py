@@ -1,0 +1,101 @@
+"""The recurrent-cell space of ENAS (Penn Treebank).
+
+E's encoding: `[f_0, (j_1, f_1), ..., (j_{N-1}, f_{N-1})]` = 2N-1 tokens (23 for N = 12).
+Node 0 reads [x_t, h_{t-1}] and applies activation f_0; node l >= 1 reads node j_l in [0, l-1]
+and applies f_l. The cell output is the mean of the loose ends (nodes no one reads).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from enas_core.spaces.base import Decision, GenotypeError, Space, choice_index, require_list
+
+RNN_ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "identity", "sigmoid")
+
+
+class RnnSpace(Space):
+    """The ENAS recurrent-cell space. Params: num_nodes (N), num_funcs (activations, <= 4)."""
+
+    name: ClassVar[str] = "rnn"
+    defaults: ClassVar[dict[str, int]] = {"num_nodes": 12, "num_funcs": 4}
+    maximums: ClassVar[dict[str, int]] = {"num_funcs": len(RNN_ACTIVATIONS)}
+
+    @property
+    def num_nodes(self) -> int:
+        return self.params["num_nodes"]
+
+    @property
+    def num_funcs(self) -> int:
+        return self.params["num_funcs"]
+
+    @property
+    def activation_names(self) -> tuple[str, ...]:
+        return RNN_ACTIVATIONS[: self.num_funcs]
+
+    def _decisions(self) -> list[Decision]:
+        out = [Decision(0, "node 0", "activation", "activation", self.num_funcs)]
+        for node in range(1, self.num_nodes):
+            out.append(Decision(len(out), f"node {node}", "input index", "input", node))
+            out.append(Decision(len(out), f"node {node}", "activation", "activation", self.num_funcs))
+        return out
+
+    def nodes(self, tokens: Sequence[int]) -> list[tuple[int | None, int]]:
+        """[(input node or None for node 0, activation) for each node], validated."""
+        t = self.tokens(tokens)
+        return [(None, t[0])] + [(t[2 * node - 1], t[2 * node]) for node in range(1, self.num_nodes)]
+
+    def outputs(self, tokens: Sequence[int]) -> list[int]:
+        """The loose ends (averaged into the cell output)."""
+        used = {j for j, _ in self.nodes(tokens) if j is not None}
+        return [node for node in range(self.num_nodes) if node not in used]
+
+    def structured(self, tokens: Sequence[int]) -> dict[str, Any]:
+        nodes: list[dict[str, Any]] = []
+        for j, f in self.nodes(tokens):
+            node: dict[str, Any] = {"activation": self.activation_names[f]}
+            if j is not None:
+                node["input"] = j
+            nodes.append(node)
+        return {"nodes": nodes, "outputs": self.outputs(tokens)}
+
+    def from_structured(self, d: Mapping[str, Any]) -> tuple[int, ...]:
+        nodes = require_list(d, "nodes", self.num_nodes, "rnn genotype")
+        tokens: list[int] = []
+        for node_id, node in enumerate(nodes):
+            where = f"node {node_id}"
+            if not isinstance(node, Mapping) or "activation" not in node:
+                raise GenotypeError(f"{where}: missing 'activation'")
+            if node_id > 0:
+                if "input" not in node:
+                    raise GenotypeError(f"{where}: missing 'input'")
+                tokens.append(node["input"])
+            tokens.append(choice_index(node["activation"], self.activation_names, where))
+        return self.tokens(tokens)
+
+    def size(self) -> int:
+        """The paper's count num_funcs^N * N! (8.04e15 for N = 12; the ENAS_SPEC checklist value).
+
+        The literal count of E's encodings, num_funcs^N * (N-1)!, is in `describe()["sizes"]`.
+        """
+        return self.num_funcs**self.num_nodes * math.factorial(self.num_nodes)
+
+    def literal_size(self) -> int:
+        """Literal count of distinct encodings: num_funcs^N * (N-1)! (6.70e14 for N = 12)."""
+        return self.num_funcs**self.num_nodes * math.factorial(self.num_nodes - 1)
+
+    def _sizes(self) -> list[dict[str, Any]]:
+        n, f = self.num_nodes, self.num_funcs
+        return [
+            {"label": "paper formula 4^N * N!", "formula": f"{f}^{n} * {n}!", "value": self.size()},
+            {
+                "label": "literal count of distinct encodings",
+                "formula": f"{f}^{n} * {n - 1}!",
+                "value": self.literal_size(),
+            },
+        ]
+
+    def _extra_description(self) -> dict[str, Any]:
+        return {"activations": list(self.activation_names)}
