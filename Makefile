@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 install: $(STAMP)
 
@@ -20,8 +20,15 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The browser test drives Debian's chromium through chromium-driver; installed once, when missing
+# (the test skips, saying so, where they cannot be installed).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+	  echo "chromium could not be installed: the browser test will be skipped"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,146 +101,303 @@ class Genotype:
 
 
 # --- drawing ---------------------------------------------------------------------------------
+# A drawing is one or more columns: boxes stacked top to bottom in topological order. An edge
+# between neighbouring boxes is a straight arrow; any other edge is an arc bowing out to the left
+# or right of the column, so no edge crosses a box. An arc's label is written beside the box it
+# enters, on the arc's side; a box is entered by at most one labelled arc per side, so labels
+# never meet. Text is measured with a generous per-character width (no font metrics here).
+
+_BOX_W, _BOX_H, _PITCH, _PAD, _TITLE_H, _GAP = 112, 26, 46, 16, 28, 36
+_BULGE0, _BULGE_STEP = 18.0, 13.0
+_FONT, _LABEL_FONT, _TITLE_FONT, _CAPTION_FONT = 11, 10, 13, 10
+_CHAR_EM = 0.62
+_INK, _MUTED = "#1e293b", "#64748b"
+_BOX_STYLE = {
+    "input": ("#e0f2fe", "#0369a1"),
+    "node": ("#f8fafc", "#475569"),
+    "output": ("#dcfce7", "#15803d"),
+}
+_SHORT_OPS = {
+    "sep_conv_3x3": "sep 3x3", "sep_conv_5x5": "sep 5x5", "conv_3x3": "conv 3x3", "conv_5x5": "conv 5x5",
+    "avg_pool_3x3": "avg 3x3", "max_pool_3x3": "max 3x3", "identity": "identity",
+}  # fmt: skip
+_OP_INK = {"sep": "#1d4ed8", "conv": "#1d4ed8", "avg": "#b45309", "max": "#b45309", "identity": _MUTED}
+_OP_FILL = {"sep": "#e0e7ff", "conv": "#dbeafe", "avg": "#fef3c7", "max": "#ffedd5"}
+_ACT_FILL = {"tanh": "#dbeafe", "relu": "#fee2e2", "identity": "#f1f5f9", "sigmoid": "#dcfce7"}
+_SKIP_INK, _CONCAT_INK = "#7c3aed", "#15803d"
+
+
 @dataclass(frozen=True)
-class _Dag:
-    """Nodes in topological order as (id, label, kind); kind: input | node | output."""
+class _Box:
+    """One box of a column: ``text`` (``_x`` or ``_{xy}`` marks a subscript), role, tooltip."""
 
+    text: str
+    kind: str = "node"  # input | node | output
+    title: str = ""
+    fill: str | None = None
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """An arrow from row ``src`` to row ``dst`` (src < dst); side: mid (neighbours), left, right."""
+
+    src: int
+    dst: int
+    side: str
+    label: str = ""
+    title: str = ""
+    ink: str = _MUTED
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class _Column:
     title: str
-    nodes: list[tuple[str, str, str]]
-    edges: list[tuple[str, str, str]]  # (src, dst, label)
-
-
-_BOX_W, _BOX_H, _COL_W, _ROW_H, _PAD = 104, 28, 150, 52, 20
-_FILL = {"input": "#dbeafe", "node": "#fef3c7", "output": "#dcfce7"}
+    boxes: list[_Box]
+    edges: list[_Edge]
+    caption: str = ""
 
 
 def genotype_svg(g: Genotype) -> str:
-    """The genotype as a standalone SVG document (text): one DAG per cell (micro), the layer
-    chain with skips (macro), or the recurrent cell (rnn)."""
+    """The genotype drawn as a standalone SVG document (text).
+
+    micro: the normal and the reduction cell side by side, each a DAG from c_{k-2} and c_{k-1}
+    through the computed nodes (arcs labelled with their op, first input on the left, second on
+    the right) to c_{k}, which concatenates the loose ends (dashed). macro: the network as a column
+    of layers with their ops, skip connections as arcs. rnn: the recurrent cell from x_t and
+    h_{t-1} through nodes labelled with their activation to h_t, the mean of the loose ends.
+    """
     space = g.get_space()
     if isinstance(space, MicroSpace):
-        dags = _micro_dags(space, g.tokens)
+        columns = _micro_columns(space, g.tokens)
     elif isinstance(space, MacroSpace):
-        dags = [_macro_dag(space, g.tokens)]
+        columns = [_macro_column(space, g.tokens)]
     elif isinstance(space, RnnSpace):
-        dags = [_rnn_dag(space, g.tokens)]
+        columns = [_rnn_column(space, g.tokens)]
     else:  # pragma: no cover - every registered space is handled above
         raise GenotypeError(f"no drawing for space {g.space!r}")
-    return _render(dags, title=f"{g.space} genotype {g.hash()}")
+    return _render(columns, title=f"{g.space} genotype {g.hash()}", ids=f"g{g.hash()[:10]}")
 
 
-def _micro_dags(space: MicroSpace, tokens: Sequence[int]) -> list[_Dag]:
-    dags = []
-    for title, cell in zip(("normal cell", "reduction cell"), space.cells(tokens), strict=True):
-        nodes = [("0", "c_{k-2}", "input"), ("1", "c_{k-1}", "input")]
-        nodes += [(str(k + 2), f"node {k}", "node") for k in range(space.num_nodes)]
-        nodes.append(("out", "c_{k}", "output"))
+def _short(op: str) -> str:
+    return _SHORT_OPS.get(op, op.replace("_", " "))
+
+
+def _family(op: str) -> str:
+    return op.split("_", 1)[0]
+
+
+def _link(src: int, dst: int, side: str, **style: Any) -> _Edge:
+    """An edge drawn straight between neighbouring rows when unlabelled, else as an arc."""
+    straight = dst == src + 1 and not style.get("label")
+    return _Edge(src, dst, "mid" if straight else side, **style)
+
+
+def _micro_columns(space: MicroSpace, tokens: Sequence[int]) -> list[_Column]:
+    names = ("c_{k-2}", "c_{k-1}", *(f"node {k}" for k in range(space.num_nodes)))
+    columns = []
+    for cell_name, cell in zip(("normal cell", "reduction cell"), space.cells(tokens), strict=True):
+        boxes = [_Box("c_{k-2}", "input", "input c_{k-2} (output of cell k-2)"),
+                 _Box("c_{k-1}", "input", "input c_{k-1} (output of cell k-1)")]  # fmt: skip
         edges = []
         for k in range(space.num_nodes):
-            for idx, op in ((cell[4 * k], cell[4 * k + 1]), (cell[4 * k + 2], cell[4 * k + 3])):
-                edges.append((str(idx), str(k + 2), space.op_names[op]))
-        edges += [(str(i), "out", "") for i in loose_ends(cell, space.num_nodes)]
-        dags.append(_Dag(title, nodes, edges))
-    return dags
+            inputs = ((cell[4 * k], cell[4 * k + 1], "left"), (cell[4 * k + 2], cell[4 * k + 3], "right"))
+            terms = []
+            for idx, op, side in inputs:
+                name = space.op_names[op]
+                terms.append(f"{name}({names[idx]})")
+                title = f"{names[idx]} -> node {k}: {name}"
+                edges.append(_Edge(idx, k + 2, side, _short(name), title, _OP_INK.get(_family(name), _MUTED)))
+            boxes.append(_Box(f"node {k}", title=f"node {k} = {' + '.join(terms)}"))
+        ends = loose_ends(cell, space.num_nodes)
+        out = space.num_nodes + 2
+        boxes.append(_Box("c_{k}", "output", f"output c_{{k}} = concat({', '.join(names[i] for i in ends)})"))
+        edges += [_link(i, out, "right", ink=_CONCAT_INK, dashed=True, title=f"{names[i]} -> c_{{k}}")
+                  for i in ends]  # fmt: skip
+        columns.append(_Column(cell_name, boxes, edges, "dashed: concatenated into the output"))
+    return columns
 
 
-def _macro_dag(space: MacroSpace, tokens: Sequence[int]) -> _Dag:
+def _macro_column(space: MacroSpace, tokens: Sequence[int]) -> _Column:
     layers = space.layers(tokens)
-    nodes = [("in", "stem", "input")]
-    nodes += [(str(i), f"{i}: {space.op_names[op]}", "node") for i, (op, _) in enumerate(layers)]
-    nodes.append(("out", "head", "output"))
+    boxes = [_Box("stem", "input", "stem: 3x3 conv + BN")]
     edges = []
-    for i, (_, skips) in enumerate(layers):
-        edges.append(("in" if i == 0 else str(i - 1), str(i), ""))
-        edges += [(str(j), str(i), "skip") for j, s in enumerate(skips) if s]
-    edges.append((str(len(layers) - 1), "out", ""))
-    return _Dag("network", nodes, edges)
+    for i, (op, skips) in enumerate(layers):
+        name = space.op_names[op]
+        sources = [j for j, s in enumerate(skips) if s]
+        title = f"layer {i}: {name}" + (f"; skips from layers {sources}" if sources else "")
+        boxes.append(_Box(f"{i}: {_short(name)}", title=title, fill=_OP_FILL.get(_family(name))))
+        edges.append(_Edge(i, i + 1, "mid"))
+        edges += [_Edge(j + 1, i + 1, "right", title=f"skip: layer {j} -> layer {i}", ink=_SKIP_INK)
+                  for j in sources]  # fmt: skip
+    boxes.append(_Box("pool + fc", "output", "head: global average pool, dropout, linear"))
+    edges.append(_Edge(len(layers), len(layers) + 1, "mid"))
+    return _Column("network", boxes, edges, "arcs: skip connections, combined with the layer's output")
 
 
-def _rnn_dag(space: RnnSpace, tokens: Sequence[int]) -> _Dag:
-    nodes = [("in", "x_t, h_{t-1}", "input")]
+def _rnn_column(space: RnnSpace, tokens: Sequence[int]) -> _Column:
+    boxes = [_Box("x_t, h_{t-1}", "input", "inputs: x_t and h_{t-1}")]
     edges = []
     for node, (j, f) in enumerate(space.nodes(tokens)):
-        nodes.append((str(node), f"{node}: {space.activation_names[f]}", "node"))
-        edges.append(("in" if j is None else str(j), str(node), ""))
-    nodes.append(("out", "h_t (mean)", "output"))
-    edges += [(str(n), "out", "") for n in space.outputs(tokens)]
-    return _Dag("recurrent cell", nodes, edges)
-
-
-def _layout(dag: _Dag) -> dict[str, tuple[float, float]]:
-    """Column = longest path from an input; row = order of appearance within the column."""
-    depth: dict[str, int] = {}
-    for node_id, _, kind in dag.nodes:
-        parents = [depth[s] for s, d, _ in dag.edges if d == node_id and s in depth]
-        depth[node_id] = 0 if kind == "input" or not parents else 1 + max(parents)
-    rows: dict[int, int] = {}
-    pos: dict[str, tuple[float, float]] = {}
-    for node_id, _, _ in dag.nodes:
-        col = depth[node_id]
-        row = rows.get(col, 0)
-        rows[col] = row + 1
-        pos[node_id] = (_PAD + col * _COL_W, _PAD + 24 + row * _ROW_H)
-    return pos
-
-
-def _edge_svg(p0: tuple[float, float], p1: tuple[float, float], label: str, bend: float) -> list[str]:
-    x0, y0 = p0[0] + _BOX_W, p0[1] + _BOX_H / 2
-    x1, y1 = p1[0], p1[1] + _BOX_H / 2
-    dx = max(x1 - x0, 20.0)
-    arc = -0.18 * (x1 - x0) if abs(y1 - y0) < 1 and x1 - x0 > _COL_W else 0.0
-    c0 = (x0 + dx / 2, y0 + arc + bend)
-    c1 = (x1 - dx / 2, y1 + arc + bend)
-    out = [
-        f'<path d="M{x0:.1f},{y0:.1f} C{c0[0]:.1f},{c0[1]:.1f} {c1[0]:.1f},{c1[1]:.1f} {x1:.1f},{y1:.1f}" '
-        'fill="none" stroke="#475569" stroke-width="1.2" marker-end="url(#arrow)"/>'
+        name = space.activation_names[f]
+        source = "x_t, h_{t-1}" if j is None else f"node {j}"
+        boxes.append(
+            _Box(f"{node}: {name}", title=f"node {node} = {name}(W * {source})", fill=_ACT_FILL.get(name))
+        )
+        src = 0 if j is None else j + 1
+        edges.append(_link(src, node + 1, "left", title=f"{source} -> node {node}"))
+    ends = space.outputs(tokens)
+    out = space.num_nodes + 1
+    boxes.append(_Box("h_t = mean", "output", f"h_t = mean of nodes {ends}"))
+    edges += [
+        _link(n + 1, out, "right", ink=_CONCAT_INK, dashed=True, title=f"node {n} -> h_t") for n in ends
     ]
-    if label:
-        mx = (x0 + 3 * c0[0] + 3 * c1[0] + x1) / 8
-        my = (y0 + 3 * c0[1] + 3 * c1[1] + y1) / 8
-        out.append(
-            f'<text x="{mx:.1f}" y="{my - 3:.1f}" font-size="10" text-anchor="middle" '
-            f'fill="#1e293b">{escape(label)}</text>'
-        )
-    return out
+    return _Column("recurrent cell", boxes, edges, "dashed: loose ends, averaged into h_t")
 
 
-def _dag_svg(dag: _Dag, top: float) -> tuple[list[str], float, float]:
-    pos = {k: (x, y + top) for k, (x, y) in _layout(dag).items()}
-    parts = [f'<text x="{_PAD}" y="{top + 16}" font-size="13" font-weight="bold">{escape(dag.title)}</text>']
-    seen: dict[tuple[str, str], int] = {}
-    for src, dst, label in dag.edges:
-        n = seen.get((src, dst), 0)
-        seen[(src, dst)] = n + 1
-        bend = 0.0 if n == 0 else (12.0 if n % 2 else -12.0)  # parallel edges: bow them apart
-        parts += _edge_svg(pos[src], pos[dst], label, bend)
-    for node_id, label, kind in dag.nodes:
-        x, y = pos[node_id]
+def _text_w(text: str, size: float) -> float:
+    return len(text) * size * _CHAR_EM
+
+
+def _bulge(edge: _Edge) -> float:
+    return _BULGE0 + _BULGE_STEP * (edge.dst - edge.src)
+
+
+def _reach(column: _Column, side: str) -> float:
+    """How far the column's arcs and labels reach beyond its boxes on ``side``."""
+    reach = 0.0
+    for e in column.edges:
+        if e.side == side:
+            label = _text_w(e.label, _LABEL_FONT) + 8 if e.label else 0.0
+            reach = max(reach, 0.75 * _bulge(e) + 2, label)
+    return reach
+
+
+def _size(column: _Column) -> tuple[float, float, float]:
+    """(width, height, x of the box column's centre relative to the column's left edge)."""
+    left, right = _reach(column, "left"), _reach(column, "right")
+    inner = left + _BOX_W + right
+    width = max(inner, _text_w(column.title, _TITLE_FONT), _text_w(column.caption, _CAPTION_FONT))
+    height = _TITLE_H + len(column.boxes) * _PITCH + (16 if column.caption else 0)
+    return width, height, (width - inner) / 2 + left + _BOX_W / 2
+
+
+def _row_top(top: float, row: int) -> float:
+    return top + _TITLE_H + row * _PITCH
+
+
+def _edge_svg(edge: _Edge, cx: float, top: float, marker: str) -> str:
+    style = f'fill="none" stroke="{edge.ink}" stroke-width="1.3" stroke-opacity="0.85" '
+    style += f'marker-end="url(#{marker})"'
+    if edge.dashed:
+        style += ' stroke-dasharray="4 3"'
+    if edge.side == "mid":
+        y0, y1 = _row_top(top, edge.src) + _BOX_H, _row_top(top, edge.dst)
+        path = f"M{cx:.1f},{y0:.1f} L{cx:.1f},{y1:.1f}"
+    else:
+        sign = -1.0 if edge.side == "left" else 1.0
+        x = cx + sign * _BOX_W / 2
+        y0 = _row_top(top, edge.src) + _BOX_H / 2 + 6  # leave low, enter high: ends never share a point
+        y1 = _row_top(top, edge.dst) + _BOX_H / 2 - 4
+        bx = x + sign * _bulge(edge)
+        path = f"M{x:.1f},{y0:.1f} C{bx:.1f},{y0:.1f} {bx:.1f},{y1:.1f} {x:.1f},{y1:.1f}"
+    title = f"<title>{escape(edge.title)}</title>" if edge.title else ""
+    return f'<path class="edge" d="{path}" {style}>{title}</path>'
+
+
+def _label_svg(edge: _Edge, cx: float, top: float) -> str:
+    """The label beside the box the edge enters, on the edge's side, over a white halo."""
+    sign = -1.0 if edge.side == "left" else 1.0
+    x = cx + sign * (_BOX_W / 2 + 7)
+    y = _row_top(top, edge.dst) + _BOX_H / 2 - 8
+    anchor = "end" if edge.side == "left" else "start"
+    return (
+        f'<text class="op" x="{x:.1f}" y="{y:.1f}" font-size="{_LABEL_FONT}" font-weight="600" '
+        f'text-anchor="{anchor}" fill="{edge.ink}" stroke="#fff" stroke-width="4" stroke-linejoin="round" '
+        f'paint-order="stroke">'
+        f"{escape(edge.label)}<title>{escape(edge.title)}</title></text>"
+    )
+
+
+def _box_svg(box: _Box, cx: float, y: float) -> str:
+    fill, stroke = _BOX_STYLE[box.kind]
+    x = cx - _BOX_W / 2
+    title = f"<title>{escape(box.title)}</title>" if box.title else ""
+    return (
+        f'<g class="{box.kind}">{title}<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" '
+        f'rx="6" fill="{box.fill or fill}" stroke="{stroke}"/>'
+        f'<text x="{cx:.1f}" y="{y + _BOX_H / 2 + 4:.1f}" font-size="{_FONT}" text-anchor="middle" '
+        f'fill="{_INK}">{_rich_text(box.text)}</text></g>'
+    )
+
+
+_SUBSCRIPT = re.compile(r"_(\{[^}]*\}|\w)")
+
+
+def _rich_text(text: str) -> str:
+    """``text`` as SVG text content, ``_x`` and ``_{xy}`` set as subscripts."""
+    segments, pos = [], 0
+    for m in _SUBSCRIPT.finditer(text):
+        segments += [(text[pos : m.start()], 0), (m.group(1).strip("{}"), 3)]
+        pos = m.end()
+    segments.append((text[pos:], 0))
+    parts, level = [], 0
+    for chunk, target in segments:
+        if not chunk:
+            continue
+        size = f' font-size="{_FONT - 2}"' if target else ""
+        shift = f' dy="{target - level}"' if target != level else ""
+        parts.append(f"<tspan{shift}{size}>{escape(chunk)}</tspan>" if shift or size else escape(chunk))
+        level = target
+    return "".join(parts)
+
+
+def _column_svg(column: _Column, left: float, top: float, ids: str) -> list[str]:
+    width, height, offset = _size(column)
+    cx = left + offset
+    parts = [
+        f'<text x="{left + width / 2:.1f}" y="{top + 16:.1f}" font-size="{_TITLE_FONT}" font-weight="600" '
+        f'text-anchor="middle" fill="{_INK}">{escape(column.title)}</text>'
+    ]
+    parts += [_edge_svg(e, cx, top, _marker_id(ids, e.ink)) for e in column.edges]
+    parts += [_box_svg(b, cx, _row_top(top, row)) for row, b in enumerate(column.boxes)]
+    parts += [_label_svg(e, cx, top) for e in column.edges if e.label]
+    if column.caption:
         parts.append(
-            f'<g class="{kind}"><rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
-            f'fill="{_FILL[kind]}" stroke="#334155"/>'
-            f'<text x="{x + _BOX_W / 2}" y="{y + _BOX_H / 2 + 4}" font-size="11" text-anchor="middle">'
-            f"{escape(label)}</text></g>"
+            f'<text x="{left + width / 2:.1f}" y="{top + height - 4:.1f}" font-size="{_CAPTION_FONT}" '
+            f'text-anchor="middle" fill="{_MUTED}">{escape(column.caption)}</text>'
         )
-    width = max(x for x, _ in pos.values()) + _BOX_W + _PAD
-    height = max(y for _, y in pos.values()) + _BOX_H + _PAD - top
-    return parts, width, height
+    return parts
 
 
-def _render(dags: list[_Dag], title: str) -> str:
+def _marker_id(ids: str, ink: str) -> str:
+    return f"{ids}-{ink.lstrip('#')}"
+
+
+def _markers(columns: list[_Column], ids: str) -> str:
+    inks = sorted({e.ink for c in columns for e in c.edges})
+    return "".join(
+        f'<marker id="{_marker_id(ids, ink)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+        f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{ink}"/></marker>'
+        for ink in inks
+    )
+
+
+def _render(columns: list[_Column], title: str, ids: str) -> str:
+    """Columns side by side in one SVG document; ``ids`` prefixes its element ids (unique per genotype,
+    so several drawings can be inlined in one page)."""
     body: list[str] = []
-    top, width = 0.0, 0.0
-    for dag in dags:
-        parts, w, h = _dag_svg(dag, top)
-        body += parts
-        top += h + _PAD
-        width = max(width, w)
+    left, height = float(_PAD), 0.0
+    for column in columns:
+        width, h, _ = _size(column)
+        body += _column_svg(column, left, _PAD, ids)
+        left += width + _GAP
+        height = max(height, h)
+    width, height = left - _GAP + _PAD, height + 2 * _PAD
     head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top:.0f}" '
-        f'viewBox="0 0 {width:.0f} {top:.0f}" font-family="sans-serif">'
-        f"<title>{escape(title)}</title>"
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#475569"/>'
-        "</marker></defs>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="system-ui, -apple-system, Segoe UI, '
+        f'Helvetica, Arial, sans-serif" role="img"><title>{escape(title)}</title>'
+        f"<defs>{_markers(columns, ids)}</defs>"
     )
     return head + "".join(body) + "</svg>\n"

@@ -10,11 +10,17 @@ prefix, ``enas`` by default):
 ``<p>:last:<search_id>``        string  the latest event (JSON), with a TTL, for late followers
 ``<p>:seq:<search_id>``         string  the event counter behind each event's ``seq``
 ``<p>:cancel:<search_id>``      string  set when a cancel was requested
+``<p>:lease:<search_id>``       string  the worker running the search (SET NX PX; heartbeat renews)
+``<p>:worker:<worker_id>``      string  a live worker (PX; heartbeat renews)
+``<p>:workers``                 set     worker ids that may own a processing list (for the reaper)
+``<p>:lock:<name>``             string  short-lived mutual exclusion (one reconcile pass at a time)
 ==============================  ======  ==========================================================
 
-Extension point for leases (a later issue): a worker's processing list is where its lease lives;
-a heartbeat key per worker and a reaper that moves the ids of expired workers' processing lists
-back to the queue (`release` does it for one id) fit next to `take` without changing this API.
+Leases: a worker registers itself (`register_worker`) before it takes anything, takes an id with
+`take` (BLMOVE into its processing list), then claims the search with `acquire_lease`; only the
+lease holder runs it, so a duplicated id never runs twice. Its heartbeat renews both keys
+(`renew_lease` also puts them back after Redis lost its data). `reap` moves the ids of workers
+whose key expired back to the front of the queue, unless another worker leases them.
 
 This module imports neither torch, ray nor workers.
 """
@@ -37,6 +43,51 @@ FINISHED = "finished"
 
 DEFAULT_EVENT_TTL_S = 7 * 24 * 3600
 DEFAULT_CANCEL_TTL_S = 7 * 24 * 3600
+
+# Lease scripts (atomic on the server). KEYS/ARGV documented per script.
+# acquire: KEYS[1] lease; ARGV[1] worker, ARGV[2] ttl ms. Returns the holder after the call.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return ARGV[1] end
+if holder then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+# renew: KEYS[1] lease, KEYS[2] the worker's processing list; ARGV[1] worker, ARGV[2] ttl ms,
+# ARGV[3] search id. 1: held (re-taken if Redis had lost it, id put back in the list); 0: lost.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if not redis.call('LPOS', KEYS[2], ARGV[3]) then redis.call('LPUSH', KEYS[2], ARGV[3]) end
+return 1
+"""
+# release: KEYS[1] lease; ARGV[1] worker. Deletes the lease only when this worker holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# reap one worker: KEYS[1] its processing list, KEYS[2] queue, KEYS[3] its worker key, KEYS[4] the
+# workers set; ARGV[1] lease key prefix, ARGV[2] worker id. Nothing while the worker is alive.
+# Ids leased by nobody go to the front of the queue; ids another worker leases are only dropped
+# (that worker has them); ids still leased by this worker wait for the lease to expire.
+_REAP = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+local moved = {}
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #ids, 1, -1 do
+  local holder = redis.call('GET', ARGV[1] .. ids[i])
+  if holder ~= ARGV[2] then
+    redis.call('LREM', KEYS[1], 1, ids[i])
+    if not holder then
+      redis.call('RPUSH', KEYS[2], ids[i])
+      table.insert(moved, ids[i])
+    end
+  end
+end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[2]) end
+return moved
+"""
 
 
 class JobQueue:
@@ -82,31 +133,33 @@ class JobQueue:
         """Move the oldest queued id to ``worker_id``'s processing list and return it.
 
         Blocks up to ``timeout`` seconds (``<= 0``: does not block). Returns None when nothing
-        came. The id stays in the processing list until `ack`; a worker that dies leaves it there.
+        came. The id stays in the processing list until `ack`; a worker that dies leaves it there
+        (for `reap`). Take only after `register_worker`: an unregistered worker counts as dead.
         """
         source, target = self.key("queue"), self.key("processing", worker_id)
         if timeout > 0:
-            raw = self.redis.blmove(source, target, timeout, "RIGHT", "LEFT")
+            raw = self.redis.blmove(source, target, timeout, "RIGHT", "LEFT")  # type: ignore[arg-type]
         else:
             raw = self.redis.lmove(source, target, "RIGHT", "LEFT")
         if raw is None:
             return None
+        self.redis.sadd(self.key("workers"), worker_id)  # its processing list is found by `reap`
         try:
             return int(raw)
         except ValueError:
             logger.warning("dropping malformed queue item %r", raw)
-            self.redis.lrem(target, 1, raw)
+            self.redis.lrem(target, 1, str(raw))
             return None
 
     def ack(self, worker_id: str, search_id: int) -> bool:
         """Remove ``search_id`` from ``worker_id``'s processing list; False when it was not there."""
-        return int(self.redis.lrem(self.key("processing", worker_id), 1, int(search_id))) > 0
+        return int(self.redis.lrem(self.key("processing", worker_id), 1, str(int(search_id)))) > 0
 
     def release(self, worker_id: str, search_id: int) -> None:
         """Give a taken id back: move it from ``worker_id``'s processing list to the front of the
         queue (it is taken next), atomically. For a worker that stops before finishing a job."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.lrem(self.key("processing", worker_id), 1, int(search_id))
+        pipe.lrem(self.key("processing", worker_id), 1, str(int(search_id)))
         pipe.rpush(self.key("queue"), int(search_id))
         pipe.execute()
 
@@ -176,6 +229,109 @@ class JobQueue:
     def cancel_requested(self, search_id: int) -> bool:
         """Whether a cancel was requested for ``search_id`` since its last `push`."""
         return bool(self.redis.exists(self.key("cancel", search_id)))
+
+    # -- workers, leases, reaping ----------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, ttl_s: float) -> None:
+        """Mark ``worker_id`` alive for ``ttl_s`` seconds (its heartbeat calls this again)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.key("worker", worker_id), "1", px=_ms(ttl_s))
+        pipe.sadd(self.key("workers"), worker_id)
+        pipe.execute()
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """A worker that stops cleanly: its liveness key goes; the reaper forgets it once its
+        processing list is empty."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.key("worker", worker_id))
+        pipe.llen(self.key("processing", worker_id))
+        if not pipe.execute()[1]:
+            self.redis.srem(self.key("workers"), worker_id)
+
+    def worker_alive(self, worker_id: str) -> bool:
+        """Whether ``worker_id``'s liveness key is set (not expired)."""
+        return bool(self.redis.exists(self.key("worker", worker_id)))
+
+    def workers(self) -> list[str]:
+        """Ids of the workers that registered and were not forgotten yet (alive or not)."""
+        return sorted(str(w) for w in self.redis.smembers(self.key("workers")))
+
+    def acquire_lease(self, search_id: int, worker_id: str, ttl_s: float) -> bool:
+        """Claim the right to run ``search_id`` for ``ttl_s`` seconds (SET NX PX).
+
+        True when ``worker_id`` holds the lease now (taken, or already its own: renewed);
+        False when another worker holds it.
+        """
+        holder = self.redis.eval(_ACQUIRE, 1, self.key("lease", search_id), worker_id, _ms(ttl_s))
+        return bool(holder == worker_id)
+
+    def renew_lease(self, search_id: int, worker_id: str, ttl_s: float) -> bool:
+        """Extend ``worker_id``'s lease on ``search_id``; False when another worker holds it now.
+
+        After Redis lost its data (restart without persistence) the lease is taken again and the id
+        put back in the worker's processing list, so the job is not re-enqueued under it.
+        """
+        keys = (self.key("lease", search_id), self.key("processing", worker_id))
+        return bool(self.redis.eval(_RENEW, 2, *keys, worker_id, _ms(ttl_s), int(search_id)))
+
+    def release_lease(self, search_id: int, worker_id: str) -> bool:
+        """Drop ``worker_id``'s lease on ``search_id``; False when it did not hold it."""
+        return bool(self.redis.eval(_RELEASE, 1, self.key("lease", search_id), worker_id))
+
+    def lease_holder(self, search_id: int) -> str | None:
+        """The worker holding the lease on ``search_id``, or None."""
+        holder = self.redis.get(self.key("lease", search_id))
+        return None if holder is None else str(holder)
+
+    def reap(self) -> list[int]:
+        """Put the jobs of dead workers (liveness key expired) back at the front of the queue.
+
+        Returns the ids moved. Safe to run from any number of processes at once (one script per
+        worker, atomic on the server).
+        """
+        moved: list[int] = []
+        for worker_id in self.workers():
+            keys = (
+                self.key("processing", worker_id),
+                self.key("queue"),
+                self.key("worker", worker_id),
+                self.key("workers"),
+            )
+            ids = self.redis.eval(_REAP, 4, *keys, self.key("lease", ""), worker_id)
+            moved.extend(int(i) for i in ids)
+        if moved:
+            logger.warning("reaped search(es) %s from dead workers: back on the queue", moved)
+        return moved
+
+    def present(self) -> set[int]:
+        """Every id waiting in the queue or held in a processing list (for the reconciler)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.key("queue"), 0, -1)
+        for worker_id in self.workers():
+            pipe.lrange(self.key("processing", worker_id), 0, -1)
+        return {int(x) for items in pipe.execute() for x in items if str(x).isdigit()}
+
+    def leased(self, search_ids: list[int]) -> set[int]:
+        """Those of ``search_ids`` that a worker currently leases."""
+        if not search_ids:
+            return set()
+        holders = self.redis.mget([self.key("lease", i) for i in search_ids])
+        return {i for i, h in zip(search_ids, holders, strict=True) if h is not None}
+
+    def restore(self, search_id: int) -> None:
+        """Queue ``search_id`` again after Redis lost it (reconciler). Unlike `push`, keeps the
+        cancel flag: the run was never cancelled by this."""
+        self.redis.lpush(self.key("queue"), int(search_id))
+
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take (or extend, when ``owner`` has it) the lock ``name`` for ``ttl_s`` seconds; False
+        when someone else holds it. Never waits."""
+        return bool(self.redis.eval(_ACQUIRE, 1, self.key("lock", name), owner, _ms(ttl_s)) == owner)
+
+
+def _ms(seconds: float) -> int:
+    """Milliseconds for a PX argument (at least 1)."""
+    return max(1, int(seconds * 1000))
 
 
 def _follow(pubsub: redis.client.PubSub, seen: int, heartbeat: float | None) -> Iterator[dict[str, Any]]:

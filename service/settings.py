@@ -31,8 +31,17 @@ class Settings(BaseSettings):
     auth_tokens: str = ""  # "tok1,tok2" or "alice:tok1,bob:tok2"; empty: no auth
     ray_num_cpus: int | None = None
     log_level: str = "INFO"
+    # Reliability (workers/lease.py, workers/reconciler.py, workers/checkpoint.py); tests shrink them.
+    lease_ttl_s: float = 30.0  # a worker's lease on its search expires this long after its last heartbeat
+    heartbeat_s: float | None = None  # how often the lease is renewed; default lease_ttl_s / 3
+    reconcile_interval_s: float = 15.0  # how often each worker reaps expired leases and syncs DB -> Redis
+    checkpoint_keep: int = 2  # newest checkpoints kept per search
+    retry_max_s: float = 30.0  # longest wait between retries of an unreachable database or Redis
+    retrain_max_retries: int = 2  # Ray retries of a retraining task that crashed or hit a transient error
 
-    @field_validator("database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", "heartbeat_s", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -49,6 +58,11 @@ class Settings(BaseSettings):
         else:
             self.data_dir = self.data_dir.expanduser()
         return self
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """Seconds between lease renewals (``heartbeat_s``, else a third of the lease TTL)."""
+        return self.heartbeat_s if self.heartbeat_s else self.lease_ttl_s / 3
 
     @property
     def db_url(self) -> str:

@@ -30,13 +30,13 @@ from service.records import (
     as_utc,
 )
 from service.store_core import (
-    ARCH_SLOT,
     architecture_rows,
     check_limit,
     clean_json,
     decode_cursor,
     encode_cursor,
     finite,
+    insert_architectures,
 )
 from service.store_results import ResultsStore
 
@@ -182,6 +182,12 @@ class Store(ResultsStore):
             session.flush()
             return SearchRecord.from_row(row)
 
+    def unfinished_searches(self) -> list[SearchRecord]:
+        """Every ``queued`` or ``running`` search, oldest first (the reconciler's view of the truth)."""
+        query = select(Search).where(Search.status.in_(("queued", "running"))).order_by(Search.id)
+        with self._session() as session:
+            return [SearchRecord.from_row(r) for r in session.scalars(query)]
+
     def counts_by_status(self) -> dict[str, int]:
         """Number of searches in each status (every status present, zeros included)."""
         with self._session() as session:
@@ -215,7 +221,9 @@ class Store(ResultsStore):
         The returned record's ``cancel_requested`` tells the worker to stop.
         Raises NotFound, InvalidInput (bad epoch or rows), Conflict (finished search, stale fence).
         """
-        rows = architecture_rows(search_id, epoch, architectures, phases=("train", "sample"))
+        rows = architecture_rows(
+            search_id, epoch, architectures, phases=("train", "sample"), as_json_text=True
+        )
         with self._session(write=True) as session:
             search = self._search_row(session, search_id, lock=True)
             if search.status in models.TERMINAL_STATUSES:
@@ -224,7 +232,7 @@ class Store(ResultsStore):
             if not isinstance(epoch, int) or not 0 <= epoch < search.total_epochs:
                 raise InvalidInput(f"epoch must be between 0 and {search.total_epochs - 1}", field="epoch")
             if rows:
-                session.execute(self._insert_ignoring_duplicates(session, Architecture, ARCH_SLOT), rows)
+                insert_architectures(session, rows)  # bulk: executemany / COPY (bench/service.py)
             finished_at = utcnow()
             if duration_s is None and started_at is not None:
                 duration_s = (finished_at - as_utc(started_at)).total_seconds()  # type: ignore[operator]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service import models
@@ -22,6 +22,12 @@ from service.models import Search, utcnow
 
 ARCH_SLOT = ["search_id", "epoch", "phase", "index"]
 _ARCH_FLOATS = ("reward", "loss", "accuracy", "entropy", "log_prob")
+_PLAIN_INT = frozenset({int})
+# The architectures columns written by `insert_architectures`, in order.
+ARCH_COLUMNS = (
+    "search_id", "epoch", "phase", "index", "tokens", "genotype", "hash",
+    "reward", "loss", "accuracy", "entropy", "log_prob", "created_at",
+)  # fmt: skip
 
 
 def finite(value: Any) -> float | None:
@@ -48,7 +54,23 @@ def clean_json(value: Any) -> Any:
     raise InvalidInput(f"value of type {type(value).__name__} cannot be stored as JSON")
 
 
+def json_text(value: Any) -> str:
+    """``value`` as the JSON text the JSON columns store (what ``json.dumps(clean_json(value))``
+    gives; None -> ``"null"``, as SQLAlchemy's JSON type stores it).
+
+    Plain JSON data is serialised in one pass at C speed; anything else (NaN, infinities, numpy
+    scalars, non-JSON types) goes through `clean_json` first. One difference: dict keys True,
+    False and None become "true", "false", "null" here, not "True", "False", "None".
+    """
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(clean_json(value))
+
+
 def _int_list(tokens: Any, where: str) -> list[int]:
+    if isinstance(tokens, list | tuple) and set(map(type, tokens)) <= _PLAIN_INT:
+        return list(tokens)  # the common case, checked at C speed
     if not isinstance(tokens, list | tuple) or not all(
         isinstance(t, int) and not isinstance(t, bool) or hasattr(t, "item") for t in tokens
     ):
@@ -57,11 +79,21 @@ def _int_list(tokens: Any, where: str) -> list[int]:
 
 
 def architecture_rows(
-    search_id: int, epoch: int, items: Sequence[dict[str, Any]], *, phases: Sequence[str]
+    search_id: int,
+    epoch: int,
+    items: Sequence[dict[str, Any]],
+    *,
+    phases: Sequence[str],
+    as_json_text: bool = False,
 ) -> list[dict[str, Any]]:
-    """Validate architecture dicts and turn them into rows of the ``architectures`` table."""
+    """Validate architecture dicts and turn them into rows of the ``architectures`` table.
+
+    ``as_json_text``: ``tokens`` and ``genotype`` come out as JSON text (`json_text`), ready for
+    `insert_architectures`; a genotype dict given several times is serialised once.
+    """
     rows: list[dict[str, Any]] = []
     now = utcnow()
+    texts: dict[int, str] = {}  # id(genotype) -> its JSON text; the items keep the dicts alive
     for position, item in enumerate(items):
         where = f"architectures[{position}]"
         if not isinstance(item, dict):
@@ -76,14 +108,15 @@ def architecture_rows(
         genotype = item.get("genotype")
         if genotype is not None and not isinstance(genotype, dict):
             raise InvalidInput(f"{where}: genotype must be a dict or None", field="genotype")
+        tokens = _int_list(item.get("tokens"), where)
         row = {
             "search_id": search_id,
             "epoch": epoch,
             "phase": phase,
             "index": index,
-            "tokens": _int_list(item.get("tokens"), where),
+            "tokens": json.dumps(tokens) if as_json_text else tokens,
             "hash": digest,
-            "genotype": None if genotype is None else clean_json(genotype),
+            "genotype": _genotype_value(genotype, texts) if as_json_text else _cleaned(genotype),
             "created_at": now,
         }
         for key in _ARCH_FLOATS:
@@ -93,6 +126,76 @@ def architecture_rows(
                 raise InvalidInput(f"{where}: {key} must be a number or None", field=key) from e
         rows.append(row)
     return rows
+
+
+def _cleaned(genotype: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if genotype is None else clean_json(genotype)  # type: ignore[no-any-return]
+
+
+def _genotype_value(genotype: dict[str, Any] | None, texts: dict[int, str]) -> str:
+    if genotype is None:
+        return "null"
+    text = texts.get(id(genotype))
+    if text is None:
+        text = texts[id(genotype)] = json_text(genotype)
+    return text
+
+
+def insert_architectures(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT rows of `architecture_rows` (``as_json_text=True``) in the session's transaction;
+    a row whose (search_id, epoch, phase, index) is taken is skipped (ON CONFLICT DO NOTHING; the
+    first of duplicates within ``rows`` wins). Ids are assigned in the order of ``rows``.
+
+    SQLite: one ``executemany`` of plain tuples. PostgreSQL: COPY into a temporary table, then
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. Either way no per-row SQLAlchemy processing.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    created = models.Architecture.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    values = [tuple(row[c] for c in ARCH_COLUMNS) for row in rows]
+    if created is not None:  # SQLite stores datetimes as text in SQLAlchemy's format
+        values = [(*v[:-1], created(v[-1])) for v in values]
+    if dialect.name == "sqlite":
+        connection.exec_driver_sql(_SQLITE_INSERT, values)
+    elif dialect.name == "postgresql":
+        try:
+            _copy_then_insert(connection.connection.driver_connection, values)
+        except dialect.dbapi.Error as e:  # type: ignore[union-attr] # raw driver calls: wrap as SQLAlchemy would
+            raise DBAPIError.instance(_PG_INSERT, None, e, dialect.dbapi.Error) from e  # type: ignore[union-attr]
+    else:
+        raise Unavailable(f"unsupported database dialect {dialect.name!r}")
+
+
+_TABLE = models.Architecture.__tablename__
+_QUOTED = ", ".join(f'"{c}"' for c in ARCH_COLUMNS)
+_CONFLICT = 'ON CONFLICT ("search_id", "epoch", "phase", "index") DO NOTHING'
+_SQLITE_INSERT = (
+    f'INSERT INTO "{_TABLE}" ({_QUOTED}) VALUES ({", ".join("?" * len(ARCH_COLUMNS))}) {_CONFLICT}'
+)
+_PG_STAGE = "enas_architectures_in"
+_PG_CREATE_STAGE = (
+    f'CREATE TEMPORARY TABLE "{_PG_STAGE}" ("ord" integer, "search_id" bigint, "epoch" integer, '
+    '"phase" text, "index" integer, "tokens" jsonb, "genotype" jsonb, "hash" text, "reward" float8, '
+    '"loss" float8, "accuracy" float8, "entropy" float8, "log_prob" float8, "created_at" timestamptz) '
+    "ON COMMIT DROP"
+)
+_PG_INSERT = (
+    f'INSERT INTO "{_TABLE}" ({_QUOTED}) SELECT {_QUOTED} FROM "{_PG_STAGE}" ORDER BY "ord" {_CONFLICT}'
+)
+
+
+def _copy_then_insert(driver_connection: Any, values: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL (psycopg 3): COPY ``values`` into a temporary table, then one INSERT ... SELECT
+    ... ON CONFLICT DO NOTHING in their order; the table goes with the transaction either way."""
+    with driver_connection.cursor() as cursor:
+        cursor.execute(_PG_CREATE_STAGE)
+        with cursor.copy(f'COPY "{_PG_STAGE}" ("ord", {_QUOTED}) FROM STDIN') as copy:
+            for position, value in enumerate(values):
+                copy.write_row((position, *value))
+        cursor.execute(_PG_INSERT)
+        cursor.execute(f'DROP TABLE "{_PG_STAGE}"')  # a second call in the same transaction
 
 
 def retrain_status(status: str, *, allowed: Sequence[str]) -> None:

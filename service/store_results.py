@@ -118,10 +118,16 @@ class ResultsStore(StoreCore):
         return row
 
     def update_retrain(
-        self, *, retrain_id: int, status: str | None = None, metrics: dict[str, Any] | None = None
+        self,
+        *,
+        retrain_id: int,
+        status: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        error: str | None = None,
     ) -> RetrainRecord:
-        """Progress of a retrain: set ``status`` ('queued'/'running') and/or replace its ``metrics``
-        (the curves so far). Raises NotFound, Conflict when it already finished."""
+        """Progress of a retrain: set ``status`` ('queued'/'running'), replace its ``metrics`` (the
+        curves and attempts so far) and/or set ``error`` (a failed attempt that will be retried).
+        Raises NotFound, Conflict when it already finished."""
         if status is not None:
             retrain_status(status, allowed=("queued", "running"))
         with self._session(write=True) as session:
@@ -131,6 +137,8 @@ class ResultsStore(StoreCore):
             row.status = status or row.status
             if metrics is not None:
                 row.metrics = clean_json(dict(metrics))
+            if error is not None:
+                row.error = error
             session.flush()
             return RetrainRecord.from_row(row)
 
@@ -147,10 +155,13 @@ class ResultsStore(StoreCore):
         error: str | None = None,
     ) -> RetrainRecord:
         """Record the outcome of a retrain ('succeeded', 'failed' or 'cancelled'); fields left None keep
-        their stored value. Finishing a finished retrain again: Conflict. Raises NotFound."""
+        their stored value. Idempotent: finishing again with the same status returns the stored row
+        unchanged (a retried task); with another status: Conflict. Raises NotFound."""
         retrain_status(status, allowed=("succeeded", "failed", "cancelled"))
         with self._session(write=True) as session:
             row = self._retrain_row(session, retrain_id)
+            if row.status == status:
+                return RetrainRecord.from_row(row)
             if row.status not in ("queued", "running"):
                 raise Conflict(f"retrain {retrain_id} is already {row.status}")
             row.status, row.finished_at, row.error = status, utcnow(), error

@@ -10,8 +10,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,6 +145,72 @@ def test_cancel_flag_and_push_clears_it(queue: JobQueue) -> None:
     assert queue.cancel_requested(3) is True
     queue.push(3)
     assert queue.cancel_requested(3) is False
+
+
+def test_lease_is_exclusive_renewable_and_released(queue: JobQueue) -> None:
+    assert queue.acquire_lease(5, "a", ttl_s=5) is True
+    assert queue.acquire_lease(5, "a", ttl_s=5) is True  # its own: renewed
+    assert queue.acquire_lease(5, "b", ttl_s=5) is False
+    assert queue.lease_holder(5) == "a"
+    assert queue.renew_lease(5, "a", ttl_s=5) is True
+    assert queue.renew_lease(5, "b", ttl_s=5) is False
+    assert queue.release_lease(5, "b") is False and queue.lease_holder(5) == "a"
+    assert queue.release_lease(5, "a") is True and queue.lease_holder(5) is None
+    assert queue.acquire_lease(5, "b", ttl_s=0.05) is True
+    assert _eventually(lambda: queue.lease_holder(5) is None)  # expired
+    assert queue.acquire_lease(5, "a", ttl_s=5) is True
+
+
+def test_renew_restores_what_redis_lost(queue: JobQueue) -> None:
+    queue.push(6)
+    assert queue.take("a", timeout=0) == 6 and queue.acquire_lease(6, "a", ttl_s=5)
+    queue.redis.delete(queue.key("lease", 6), queue.key("processing", "a"))  # a restart without persistence
+    assert queue.renew_lease(6, "a", ttl_s=5) is True
+    assert queue.lease_holder(6) == "a" and queue.processing("a") == [6]
+    assert queue.renew_lease(6, "a", ttl_s=5) is True and queue.processing("a") == [6]  # not twice
+
+
+def test_reaper_requeues_only_dead_workers_jobs(queue: JobQueue) -> None:
+    for search_id in (1, 2, 3):
+        queue.push(search_id)
+    queue.register_worker("dead", ttl_s=0.05)
+    queue.register_worker("alive", ttl_s=5)
+    assert queue.take("dead", timeout=0) == 1 and queue.acquire_lease(1, "dead", ttl_s=0.05)
+    assert queue.take("dead", timeout=0) == 2  # taken, lease never acquired (died in between)
+    assert queue.take("alive", timeout=0) == 3 and queue.acquire_lease(3, "alive", ttl_s=5)
+    assert queue.reap() == []  # everybody's key is still alive
+    assert _eventually(lambda: not queue.worker_alive("dead") and queue.lease_holder(1) is None)
+    assert sorted(queue.reap()) == [1, 2]
+    assert queue.processing("dead") == [] and queue.processing("alive") == [3]
+    assert queue.workers() == ["alive"]  # the dead worker is forgotten once its list is empty
+    assert sorted([queue.take("b", timeout=0), queue.take("b", timeout=0)]) == [1, 2]
+    assert queue.present() == {1, 2, 3} and queue.leased([1, 2, 3]) == {3}
+
+
+def test_reaper_drops_a_copy_another_worker_leases(queue: JobQueue) -> None:
+    queue.register_worker("dead", ttl_s=0.05)
+    queue.redis.lpush(queue.key("processing", "dead"), 4)
+    assert queue.acquire_lease(4, "other", ttl_s=5)
+    assert _eventually(lambda: not queue.worker_alive("dead"))
+    assert queue.reap() == [] and queue.processing("dead") == [] and queue.depth() == 0
+
+
+def test_restore_keeps_the_cancel_flag_and_lock_is_exclusive(queue: JobQueue) -> None:
+    queue.request_cancel(8)
+    queue.restore(8)
+    assert queue.cancel_requested(8) and queue.take("w", timeout=0) == 8
+    assert queue.try_lock("reconcile", "a", ttl_s=5) is True
+    assert queue.try_lock("reconcile", "b", ttl_s=5) is False
+    assert queue.try_lock("reconcile", "a", ttl_s=5) is True  # its own: extended
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 _CHILD = """

@@ -22,6 +22,7 @@ from ray.actor import ActorHandle
 from enas_core.search import Sampled
 from enas_core.spaces import Space
 from service.settings import Settings
+from workers.checkpoint import state_bytes, state_from_bytes
 from workers.config import SearchPlan
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ class ControllerActor:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.trainer.load_state_dict(state)
 
+    def checkpoint(self) -> bytes:
+        """The trainer's whole state as ``torch.save`` bytes (a copy: later steps do not change it)."""
+        return state_bytes(self.trainer.state_dict())
+
+    def restore(self, blob: bytes) -> None:
+        """Load a state made by `checkpoint` (this or an earlier process's)."""
+        self.trainer.load_state_dict(state_from_bytes(blob))
+
 
 class SharedModelActor:
     """Wraps the shared trainer of the space (`enas_core.search.make_shared_trainer`).
@@ -112,6 +121,15 @@ class SharedModelActor:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.trainer.load_state_dict(state)
 
+    def checkpoint(self) -> bytes:
+        """Weights, optimizer, data streams and RNG states as ``torch.save`` bytes (a deep copy:
+        the live tensors keep training, the checkpoint must not)."""
+        return state_bytes(self.trainer.state_dict())
+
+    def restore(self, blob: bytes) -> None:
+        """Load a state made by `checkpoint`; tensors go to this actor's device."""
+        self.trainer.load_state_dict(state_from_bytes(blob))
+
 
 @dataclass(frozen=True)
 class ControllerView:
@@ -122,7 +140,8 @@ class ControllerView:
     space: Space
 
     def sample(self, n: int) -> list[Sampled]:
-        batch = ray.get(self.actor.sample.remote(n))
+        ref: Any = self.actor.sample.remote(n)
+        batch: dict[str, list[Any]] = ray.get(ref)
         rows = zip(batch["tokens"], batch["log_prob"], batch["entropy"], strict=True)
         return [Sampled(t, lp, e) for t, lp, e in rows]
 
@@ -174,12 +193,12 @@ def create_actors(plan: SearchPlan, search_id: int) -> tuple[ActorHandle, ActorH
     the controller the same CPUs and no GPU. Both are named after the search for the dashboard.
     """
     cpus = plan.resources.num_cpus
-    controller = (
+    controller: Any = (
         ray.remote(ControllerActor)
         .options(num_cpus=cpus, num_gpus=0, name=f"search-{search_id}-controller-{_suffix()}")
         .remote(plan)
     )
-    shared = (
+    shared: Any = (
         ray.remote(SharedModelActor)
         .options(**plan.resources.ray_options(), name=f"search-{search_id}-shared-{_suffix()}")
         .remote(plan)

@@ -1,11 +1,20 @@
-"""The Ray driver of one search: epochs on two actors, derivation, retraining, final status.
+"""The Ray driver of one search: epochs on two actors, checkpoints, derivation, retraining.
 
 Per epoch (ENAS_SPEC sections 2-3): the shared phase (the controller samples one architecture per
 minibatch, the shared model trains one minibatch on each), then the controller phase
 (``steps_per_epoch`` x: sample ``archs_per_step`` -> rewards on validation minibatches -> one
 REINFORCE update). Samples flow between the actors as object refs; the driver keeps at most two
 steps in flight and fetches each finished step's results, so it can stop at a batch boundary.
-Each epoch is written with one ``store.record_epoch`` and announced with one event.
+
+After each epoch the actors' states are saved as one checkpoint file (`workers.checkpoint`), then
+the epoch's rows and the checkpoint's URI are committed with one ``store.record_epoch``, and one
+event is published. A run that finds a checkpoint on its search (a resume, or a re-take after a
+crash) loads it into fresh actors and continues at the next epoch: on the same hardware this
+reproduces exactly the rows an uninterrupted run writes.
+
+Store writes are retried with backoff while the database is unreachable; events are best effort
+(Redis down: logged, not fatal). A run whose lease was taken over, or whose fencing token is stale,
+stops without writing anything more.
 """
 
 from __future__ import annotations
@@ -13,35 +22,41 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
+import redis
 from ray.actor import ActorHandle
 
 from enas_core.genotype import Genotype
 from enas_core.spaces import Space
-from service.errors import Conflict
+from service.errors import Conflict, EnasError
 from service.queue import FINISHED, JobQueue
 from service.records import DerivedRecord, SearchRecord
 from service.settings import Settings
 from service.store import Store
+from workers import tensorboard
 from workers.actors import ControllerView, SharedView, check_resources, create_actors, ensure_ray, kill_actors
+from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkpoint
 from workers.config import SearchPlan, build_plan
+from workers.epochs import architecture_rows, epoch_metrics
+from workers.failures import describe_error
+from workers.lease import LeaseKeeper, LeaseLost, retry_transient
 from workers.retrain import retrain_derived
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 TRAIN_CHUNK = 64
 """Architectures per shared-training call: the granularity of cancel checks in the shared phase."""
 IN_FLIGHT = 2
 """Steps submitted ahead of the one being fetched (keeps both actors busy)."""
-ERROR_MAX_CHARS = 2000
-TRACEBACK_MAX_CHARS = 8000
+CANCEL_POLL_S = 2.0
+"""How often a batch boundary also reads the database's cancel flag (Redis may have missed it)."""
 
 
 class SearchCancelled(Exception):
@@ -50,6 +65,10 @@ class SearchCancelled(Exception):
 
 class SearchInterrupted(Exception):
     """The worker is stopping; the search stays ``running`` and goes back on the queue."""
+
+
+class SearchFenced(Exception):
+    """The store refused a write: another worker claimed the search (newer fencing token)."""
 
 
 @dataclass
@@ -63,14 +82,69 @@ class SearchRun:
     space: Space
     fencing_token: int
     stop_event: threading.Event
+    settings: Settings | None = None
+    keeper: LeaseKeeper | None = None
+    record: SearchRecord | None = None
     genotypes: dict[tuple[int, ...], tuple[dict[str, Any], str]] = field(default_factory=dict)
+    _cancel_polled_at: float = 0.0
 
-    def check(self) -> None:
-        """Raise SearchInterrupted (worker stopping) or SearchCancelled (cancel requested)."""
+    def check_owner(self) -> None:
+        """Raise SearchInterrupted (worker stopping) or LeaseLost (another worker took over);
+        while the lease cannot be renewed (Redis unreachable) wait here until it can."""
         if self.stop_event.is_set():
             raise SearchInterrupted(f"search {self.search_id}: worker stopping")
-        if self.queue.cancel_requested(self.search_id):
+        if self.keeper is not None:
+            self.keeper.check()
+            self.keeper.wait_valid(self.stop_event)
+            self.keeper.check()
+            if self.stop_event.is_set():
+                raise SearchInterrupted(f"search {self.search_id}: worker stopping")
+
+    def check(self) -> None:
+        """`check_owner`, then raise SearchCancelled when a cancel was requested (Redis flag at
+        every batch boundary, the database's flag every CANCEL_POLL_S; either may be down)."""
+        self.check_owner()
+        try:
+            cancelled = self.queue.cancel_requested(self.search_id)
+        except redis.RedisError:
+            cancelled = False  # Redis down: the database flag below still stops it
+        if (
+            not cancelled
+            and self.store is not None
+            and time.monotonic() - self._cancel_polled_at > CANCEL_POLL_S
+        ):
+            self._cancel_polled_at = time.monotonic()
+            try:
+                cancelled = self.store.get_search(search_id=self.search_id).cancel_requested
+            except EnasError:
+                cancelled = False
+        if cancelled:
             raise SearchCancelled(f"search {self.search_id}: cancel requested")
+
+    def write(self, what: str, call: Callable[[], T]) -> T:
+        """A store call retried with backoff while the database is unreachable.
+
+        Raises SearchFenced when the store answers Conflict (the search is someone else's now),
+        SearchInterrupted / LeaseLost when the worker stops or loses the lease meanwhile.
+        """
+        maximum = self.settings.retry_max_s if self.settings is not None else 30.0
+        try:
+            return retry_transient(
+                call,
+                what=f"search {self.search_id}: {what}",
+                check=self.check_owner,
+                maximum=maximum,
+                sleep=self.stop_event.wait,
+            )
+        except Conflict as e:
+            raise SearchFenced(str(e)) from e
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Publish an event for live followers; Redis being down only costs the event."""
+        try:
+            self.queue.publish(self.search_id, event)
+        except redis.RedisError as e:
+            logger.warning("search %s: %s event not published (%s)", self.search_id, event.get("type"), e)
 
     def genotype(self, tokens: Sequence[int]) -> tuple[dict[str, Any], str]:
         """``(genotype dict, hash)`` of ``tokens``, memoised for the run."""
@@ -89,74 +163,127 @@ def run_search(
     settings: Settings,
     worker_id: str | None = None,
     stop_event: threading.Event | None = None,
+    keeper: LeaseKeeper | None = None,
 ) -> SearchRecord:
     """Run one search to its end and return its final record.
 
-    Marks it running, runs the epochs, derives, retrains, and finishes it ``succeeded``,
-    ``cancelled`` (cancel flag seen at a batch boundary) or ``failed`` (any error: the message
-    and a traceback are stored). Publishes a ``status`` event first and a ``finished`` event last.
-    A search that finished meanwhile, or that another worker re-claimed (a newer fencing token
-    from `Store.mark_running`), is returned as the store has it, without finishing it.
+    Marks it running (new fencing token), resumes from its newest checkpoint if it has one, runs
+    the remaining epochs, derives, retrains, and finishes it ``succeeded``, ``cancelled`` (cancel
+    flag seen at a batch boundary; its checkpoints are kept for a resume) or ``failed`` (any error:
+    the message and a traceback are stored). Publishes a ``status`` event first and a ``finished``
+    event last. A search that finished meanwhile, or that another worker took over (lease lost,
+    newer fencing token), is returned as the store has it, without finishing it.
 
     Raises:
         SearchInterrupted: ``stop_event`` was set; the search is left ``running`` for a re-claim.
-        service.errors.EnasError: the store failed while recording the outcome.
     """
+    stop = stop_event or threading.Event()
     try:
-        record = store.mark_running(search_id=search_id, worker_id=worker_id)
+        record = retry_transient(
+            lambda: store.mark_running(search_id=search_id, worker_id=worker_id),
+            what=f"search {search_id}: claim",
+            check=lambda: _raise_if_stopped(stop, search_id),
+            maximum=settings.retry_max_s,
+        )
     except Conflict:
         return store.get_search(search_id=search_id)
-    queue.publish(search_id, {"type": "status", "status": "running", "worker": worker_id})
-    stop = stop_event or threading.Event()
+    queue = tensorboard.follow(queue, record.spec, settings=settings, store=store, search_id=search_id)
+    run = SearchRun(search_id, store, queue, None, None, record.fencing_token, stop, settings, keeper, record)  # type: ignore[arg-type]
+    run.publish({"type": "status", "status": "running", "worker": worker_id, "resume_epoch": record.epoch})
     status, error, trace = "succeeded", None, None
     try:
-        plan = build_plan(record.spec, data_root=settings.data_dir)
-        run = SearchRun(search_id, store, queue, plan, plan.space(), record.fencing_token, stop)
+        run.plan = build_plan(record.spec, data_root=settings.data_dir)
+        run.space = run.plan.space()
         ensure_ray(settings)
-        check_resources(plan, local=settings.ray_address is None)
+        check_resources(run.plan, local=settings.ray_address is None)
         derived = search_and_derive(run)
         retrain_phase(run, derived)
     except SearchInterrupted:
-        queue.publish(search_id, {"type": "status", "status": "requeued", "worker": worker_id})
+        run.publish({"type": "status", "status": "requeued", "worker": worker_id})
         raise
+    except (SearchFenced, LeaseLost) as e:
+        return _fenced_out(run, e)
     except SearchCancelled:
         status = "cancelled"
     except Exception as e:  # noqa: BLE001 - every failure of a search is recorded on it
         status, (error, trace) = "failed", describe_error(e)
         logger.exception("search %s failed", search_id)
     try:
-        final = store.finish_search(
-            search_id=search_id,
-            status=status,
-            error=error,
-            traceback=trace,
-            fencing_token=record.fencing_token,
+        final = run.write(
+            f"finish {status}",
+            lambda: store.finish_search(
+                search_id=search_id,
+                status=status,
+                error=error,
+                traceback=trace,
+                fencing_token=record.fencing_token,
+            ),
         )
-    except Conflict:  # another worker re-claimed it (newer fencing token): the outcome is theirs
-        current = store.get_search(search_id=search_id)
-        logger.warning(
-            "search %s: fenced out (now %s, held by %s)", search_id, current.status, current.lease_owner
-        )
-        return current
-    queue.publish(search_id, {"type": FINISHED, "status": status, "error": error})
+    except (SearchFenced, LeaseLost) as e:
+        return _fenced_out(run, e)
+    run.publish({"type": FINISHED, "status": status, "error": error})
     return final
 
 
-def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
-    """Run every epoch and the derivation on a fresh pair of actors; returns the derived rows.
+def _raise_if_stopped(stop: threading.Event, search_id: int) -> None:
+    if stop.is_set():
+        raise SearchInterrupted(f"search {search_id}: worker stopping")
 
-    The actors are killed on the way out (before retraining, which needs their resources).
-    """
+
+def _fenced_out(run: SearchRun, reason: BaseException) -> SearchRecord:
+    """The search is another worker's now: log and return it as the store has it (or as this run
+    claimed it, when the database cannot be read)."""
+    try:
+        current = run.store.get_search(search_id=run.search_id)
+    except EnasError:
+        current = run.record  # type: ignore[assignment]
+    logger.warning(
+        "search %s: fenced out (%s); now %s, held by %s",
+        run.search_id,
+        reason,
+        current.status,
+        current.lease_owner,
+    )
+    return current
+
+
+def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
+    """Run the remaining epochs (after the checkpoint, if any) and the derivation on a fresh pair
+    of actors; returns the derived rows. The actors are killed on the way out (before
+    retraining, which needs their resources)."""
     run.check()  # a cancel or stop that came while queued: no actors to start
     controller = shared = None
     try:
         controller, shared = create_actors(run.plan, run.search_id)
-        steps = int(ray.get(shared.steps_per_epoch.remote()))
-        for epoch in range(run.plan.epochs):
+        ref: Any = shared.steps_per_epoch.remote()
+        steps = int(ray.get(ref))
+        for epoch in range(restore_checkpoint(run, controller, shared), run.plan.epochs):
             run_epoch(run, controller, shared, epoch, steps)
         return derive_phase(run, controller, shared)
     finally:
         kill_actors(controller, shared)
+
+
+def restore_checkpoint(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> int:
+    """Load the search's newest checkpoint into the actors; returns the first epoch to run.
+
+    Only checkpoints of epochs the database has committed count (see `newest_checkpoint`). Without
+    one the search starts at epoch 0 (replayed epochs store nothing twice).
+    """
+    record = run.record
+    if record is None or record.epoch is None or run.settings is None:
+        return 0
+    artifact_dir = str(run.settings.artifact_dir)
+    ckpt = newest_checkpoint(artifact_dir, run.search_id, record.checkpoint_uri, max_epoch=record.epoch)
+    if ckpt is None:
+        logger.warning(
+            "search %s: epoch %s recorded but no checkpoint found; starting over", run.search_id, record.epoch
+        )
+        return 0
+    ray.get([controller.restore.remote(ckpt.controller), shared.restore.remote(ckpt.shared)])
+    logger.info("search %s: resumed from %s (epoch %d done)", run.search_id, ckpt.uri, ckpt.epoch)
+    run.publish({"type": "status", "status": "resumed", "epoch": ckpt.epoch, "checkpoint": ckpt.uri})
+    return ckpt.epoch + 1
 
 
 def _pipelined(submit: Callable[[int], Any], count: int, check: Callable[[], None]) -> list[Any]:
@@ -177,15 +304,31 @@ def _pipelined(submit: Callable[[int], Any], count: int, check: Callable[[], Non
 
 
 def run_epoch(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoch: int, steps: int) -> None:
-    """One epoch on the actors: the shared phase, the controller phase, then `publish_epoch`."""
+    """One epoch on the actors: the shared phase, the controller phase, the checkpoint, then
+    `publish_epoch` (rows + checkpoint URI in one transaction)."""
     started_at, began = datetime.now(UTC), time.perf_counter()
     train_batch, train_parts = shared_phase(run, controller, shared, epoch, steps)
     shared_seconds = time.perf_counter() - began
     steps_out = controller_phase(run, controller, shared)
     duration = time.perf_counter() - began
-    rows = architecture_rows(run, ray.get(train_batch), train_parts, steps_out)
+    rows = architecture_rows(run.genotype, ray.get(train_batch), train_parts, steps_out)
     metrics = epoch_metrics(train_parts, steps_out, shared_seconds, duration, len(rows))
-    publish_epoch(run, epoch, rows, metrics, started_at, duration)
+    uri = write_checkpoint(run, controller, shared, epoch)
+    publish_epoch(run, epoch, rows, metrics, started_at, duration, checkpoint_uri=uri)
+    if uri is not None and run.settings is not None:
+        try:
+            prune_checkpoints(str(run.settings.artifact_dir), run.search_id, run.settings.checkpoint_keep)
+        except OSError as e:
+            logger.warning("search %s: old checkpoints not pruned (%s)", run.search_id, e)
+
+
+def write_checkpoint(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoch: int) -> str | None:
+    """Save both actors' states after ``epoch``; returns the checkpoint's URI (None without settings,
+    as in benchmarks driving the phases directly)."""
+    if run.settings is None:
+        return None
+    blobs: list[bytes] = ray.get([controller.checkpoint.remote(), shared.checkpoint.remote()])
+    return save_checkpoint(str(run.settings.artifact_dir), run.search_id, epoch, blobs[0], blobs[1])
 
 
 def shared_phase(
@@ -194,7 +337,7 @@ def shared_phase(
     """Sample ``steps`` architectures and train one minibatch on each, in chunks of TRAIN_CHUNK.
 
     Returns the sampled batch's ObjectRef and the training metrics of each chunk."""
-    train_batch = controller.sample.remote(steps)
+    train_batch: Any = controller.sample.remote(steps)
 
     def train_chunk(i: int) -> Any:
         return shared.train.remote(train_batch, epoch, i * TRAIN_CHUNK, (i + 1) * TRAIN_CHUNK)
@@ -209,7 +352,7 @@ def controller_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandl
     ctrl = run.plan.controller_train
 
     def step(_: int) -> list[Any]:
-        batch = controller.sample.remote(ctrl.archs_per_step)
+        batch: Any = controller.sample.remote(ctrl.archs_per_step)
         rewards = shared.rewards.remote(batch)
         return [batch, rewards, controller.update.remote(batch, rewards)]
 
@@ -223,22 +366,27 @@ def publish_epoch(
     metrics: dict[str, Any],
     started_at: datetime,
     duration: float,
+    checkpoint_uri: str | None = None,
 ) -> None:
-    """Write the epoch (one `record_epoch`), publish its event, log it.
+    """Commit the epoch (one `record_epoch`: rows, metrics, checkpoint URI), publish its event, log.
 
     Raises SearchCancelled when the store reports a cancel request (the database's flag).
     """
-    record = run.store.record_epoch(
-        search_id=run.search_id,
-        epoch=epoch,
-        metrics=metrics,
-        architectures=rows,
-        started_at=started_at,
-        duration_s=duration,
-        fencing_token=run.fencing_token,
+    record = run.write(
+        f"record epoch {epoch}",
+        lambda: run.store.record_epoch(
+            search_id=run.search_id,
+            epoch=epoch,
+            metrics=metrics,
+            architectures=rows,
+            checkpoint_uri=checkpoint_uri,
+            started_at=started_at,
+            duration_s=duration,
+            fencing_token=run.fencing_token,
+        ),
     )
     event = {"type": "epoch", "epoch": epoch, "total": run.plan.epochs, "metrics": metrics}
-    run.queue.publish(run.search_id, {**event, "best_reward": record.best_reward})
+    run.publish({**event, "best_reward": record.best_reward})
     reward = metrics.get("reward_mean") or 0.0
     logger.info(
         "search %s: epoch %d/%d reward %.4f (%.1fs)",
@@ -250,97 +398,6 @@ def publish_epoch(
     )
     if record.cancel_requested:
         raise SearchCancelled(f"search {run.search_id}: cancel requested")
-
-
-def architecture_rows(
-    run: SearchRun,
-    samples: Mapping[str, list[Any]],
-    train_parts: Sequence[Mapping[str, Any]],
-    steps_out: Sequence[Sequence[Any]],
-) -> list[dict[str, Any]]:
-    """The epoch's ``architectures`` rows: phase 'train' (minibatch loss/accuracy) then phase
-    'sample' (reward), each with tokens, genotype, hash, entropy and log-prob."""
-    per_arch = [pa for part in train_parts for pa in part.get("per_arch", [])]
-    rows = []
-    for i, tokens in enumerate(samples["tokens"]):
-        stats = per_arch[i] if i < len(per_arch) else {}
-        rows.append(
-            _row(run, "train", i, tokens, samples, i, loss=stats.get("loss"), accuracy=stats.get("accuracy"))
-        )
-    index = 0
-    for batch, rewards, _update in steps_out:
-        for j, (tokens, reward) in enumerate(zip(batch["tokens"], rewards, strict=True)):
-            rows.append(_row(run, "sample", index, tokens, batch, j, reward=reward))
-            index += 1
-    return rows
-
-
-def _row(
-    run: SearchRun,
-    phase: str,
-    index: int,
-    tokens: list[int],
-    batch: Mapping[str, list[Any]],
-    j: int,
-    **values: Any,
-) -> dict[str, Any]:
-    genotype, digest = run.genotype(tokens)
-    return {
-        "phase": phase,
-        "index": index,
-        "tokens": list(tokens),
-        "genotype": genotype,
-        "hash": digest,
-        "entropy": batch["entropy"][j],
-        "log_prob": batch["log_prob"][j],
-        **values,
-    }
-
-
-def _weighted(parts: Sequence[Mapping[str, Any]], key: str) -> float | None:
-    """Mean of ``key`` over training chunks, weighted by their number of steps."""
-    pairs = [(len(p.get("per_arch", [])) or 1, p[key]) for p in parts if p.get(key) is not None]
-    total = sum(n for n, _ in pairs)
-    return sum(n * v for n, v in pairs) / total if total else None
-
-
-def epoch_metrics(
-    train_parts: Sequence[Mapping[str, Any]],
-    steps_out: Sequence[Sequence[Any]],
-    shared_seconds: float,
-    duration: float,
-    num_archs: int,
-) -> dict[str, Any]:
-    """The epoch's metrics: shared loss/accuracy (or perplexity), lr, throughput, rewards,
-    baseline, entropy, controller loss, timings."""
-    metrics: dict[str, Any] = {
-        "shared_loss": _weighted(train_parts, "loss"),
-        "lr": train_parts[-1].get("lr") if train_parts else None,
-        "images_per_s": _weighted(train_parts, "images_per_s"),
-    }
-    for key in ("accuracy", "perplexity"):
-        if any(key in p for p in train_parts):
-            metrics[f"shared_{key}"] = _weighted(train_parts, key)
-    rewards = [float(r) for _, rs, _ in steps_out for r in rs]
-    updates = [u for _, _, u in steps_out]
-    entropies = [float(e) for b, _, _ in steps_out for e in b["entropy"]]
-    if rewards:
-        metrics.update(
-            reward_mean=sum(rewards) / len(rewards),
-            reward_max=max(rewards),
-            reward_min=min(rewards),
-            baseline=updates[-1].get("baseline"),
-            entropy=sum(entropies) / len(entropies),
-            controller_loss=sum(u["loss"] for u in updates) / len(updates),
-            skip_penalty=sum(u.get("skip_penalty", 0.0) for u in updates) / len(updates),
-        )
-    metrics.update(
-        archs_per_s=num_archs / duration if duration > 0 else None,
-        shared_seconds=shared_seconds,
-        controller_seconds=duration - shared_seconds,
-        duration_s=duration,
-    )
-    return metrics
 
 
 def derive_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> list[DerivedRecord]:
@@ -360,9 +417,12 @@ def derive_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -
     for tokens, score in ranked:
         genotype, digest = run.genotype(tokens)
         items.append({"tokens": list(tokens), "genotype": genotype, "hash": digest, "score": score})
-    derived = run.store.record_derived(search_id=run.search_id, items=items, epoch=plan.epochs - 1)
+    derived = run.write(
+        "record derived",
+        lambda: run.store.record_derived(search_id=run.search_id, items=items, epoch=plan.epochs - 1),
+    )
     summary = [{"rank": d.rank, "architecture_id": d.architecture_id, "score": d.score} for d in derived]
-    run.queue.publish(run.search_id, {"type": "derived", "items": summary})
+    run.publish({"type": "derived", "items": summary})
     return derived
 
 
@@ -374,40 +434,8 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
     if not run.plan.retrain_enabled or run.plan.retrain_top_k <= 0:
         return
     chosen = list(derived)[: run.plan.retrain_top_k]
-    results = retrain_derived(run.store, run.search_id, run.plan, chosen, run.check)
-    run.queue.publish(run.search_id, {"type": "retrained", "items": results})
+    retries = run.settings.retrain_max_retries if run.settings is not None else 0
+    results = retrain_derived(run.store, run.search_id, run.plan, chosen, run.check, max_retries=retries)
+    run.publish({"type": "retrained", "items": results})
     if any(r["status"] == "cancelled" for r in results):
         raise SearchCancelled(f"search {run.search_id}: cancelled during retraining")
-
-
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """``(message, traceback)`` for the search row: the root error (Ray wrappers unwrapped)
-    as ``"Type: message"``, and the full traceback, both truncated."""
-    root = _root_cause(exc)
-    message = f"{type(root).__name__}: {root}".strip()
-    if isinstance(root, ray.exceptions.RayError):  # its text is a remote traceback
-        message = _ray_error_message(root) or message.splitlines()[0]
-    trace = "".join(traceback.format_exception(exc))
-    return message[:ERROR_MAX_CHARS], trace[-TRACEBACK_MAX_CHARS:]
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The user-level exception inside Ray's wrappers (RayTaskError.cause, chained causes)."""
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, BaseException):
-            exc = cause
-            continue
-        break
-    return exc
-
-
-def _ray_error_message(error: BaseException) -> str | None:
-    """The last ``Type: message`` line of a Ray error's text (an actor's creation error)."""
-    for line in reversed(str(error).splitlines()):
-        head, sep, rest = line.strip().partition(": ")
-        if sep and head.replace(".", "").isidentifier() and head.split(".")[-1][:1].isupper() and rest:
-            return f"{head.split('.')[-1]}: {rest}"
-    return None

@@ -1,8 +1,16 @@
-"""The worker loop (``enasctl worker``): take a search id from the queue, run it, ack it.
+"""The worker loop (``enasctl worker``): take a search id from the queue, lease it, run it, ack it.
 
-A worker handles one search at a time. SIGTERM or SIGINT asks it to stop: the running search
-stops at its next batch boundary and goes back to the front of the queue (still ``running`` in the
-database, so the next worker re-claims it); a second SIGINT interrupts at once.
+A worker handles one search at a time. At start it migrates the database (a worker started alone
+against a fresh database works), registers itself and starts two daemon threads: the heartbeat
+(`workers.lease.LeaseKeeper`: liveness key and lease renewal) and the maintenance pass
+(`workers.reconciler`: reaping dead workers' jobs, re-enqueueing searches Redis lost).
+
+It survives its dependencies going away: an unreachable database or Redis is retried with backoff
+(logged), in the loop and inside a running search, and the worker never exits for it.
+
+SIGTERM or SIGINT asks it to stop: the running search stops at its next batch boundary and goes
+back to the front of the queue (still ``running`` in the database, so the next worker re-claims it
+and resumes from its checkpoint); a second SIGINT interrupts at once.
 """
 
 from __future__ import annotations
@@ -17,16 +25,25 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+import redis
+
+from service import db
 from service.errors import NotFound
 from service.queue import JobQueue
 from service.redis_conn import connect
 from service.settings import Settings
 from service.store import Store
+from workers.lease import TRANSIENT, Backoff, LeaseKeeper, retry_transient
+from workers.reconciler import Maintenance, Reconciler
 from workers.runner import SearchInterrupted, run_search
 
 logger = logging.getLogger(__name__)
 
 RUNNABLE_STATUSES = ("queued", "running")
+
+
+class WorkerStopping(Exception):
+    """The worker was asked to stop while waiting for a dependency."""
 
 
 def default_worker_id() -> str:
@@ -46,7 +63,7 @@ def run_worker(
     """Take and run searches until stopped; returns how many jobs were handled.
 
     Args:
-        settings: database, Redis and Ray settings.
+        settings: database, Redis, Ray and lease settings.
         burst: return as soon as the queue is empty (deterministic tests, batch jobs).
         worker_id: name of this worker's processing list (default `default_worker_id`).
         stop_event: set it to stop the worker (also set by SIGTERM/SIGINT in the main thread).
@@ -55,33 +72,97 @@ def run_worker(
     """
     worker_id = worker_id or default_worker_id()
     stop = stop_event or threading.Event()
-    store = Store(settings.db_url)
-    client = connect(settings)
-    queue = JobQueue(client, prefix=queue_prefix)
-    handled = 0
-    logger.info("worker %s started (queue %s)", worker_id, queue.key("queue"))
-    try:
-        with _stop_on_signals(stop):
-            while not stop.is_set():
-                search_id = queue.take(worker_id, timeout=poll_s)
-                if search_id is None:
-                    if burst:
-                        break
-                    continue
-                handle_job(
-                    search_id,
-                    store=store,
-                    queue=queue,
-                    settings=settings,
-                    worker_id=worker_id,
-                    stop_event=stop,
-                )
-                handled += 1
-    finally:
-        client.close()
-        store.dispose()
-        logger.info("worker %s stopped after %d job(s)", worker_id, handled)
+    if not logging.getLogger().handlers:  # a bare process (``enasctl worker``): log to stderr
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    with _stop_on_signals(stop):
+        try:
+            _migrate(settings, stop)
+        except WorkerStopping:
+            return 0
+        store = Store(settings.db_url)
+        client = connect(settings)
+        queue = JobQueue(client, prefix=queue_prefix)
+        keeper = LeaseKeeper(
+            queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s
+        )
+        reconciler = Reconciler(
+            store,
+            queue,
+            grace_s=settings.lease_ttl_s,
+            owner=worker_id,
+            lock_ttl_s=3 * settings.reconcile_interval_s,
+        )
+        maintenance = Maintenance(reconciler, settings.reconcile_interval_s)
+        logger.info("worker %s started (queue %s)", worker_id, queue.key("queue"))
+        handled = 0
+        try:
+            keeper.start()
+            maintenance.start()
+            handled = _loop(store, queue, settings, worker_id, stop, keeper, burst=burst, poll_s=poll_s)
+        finally:
+            maintenance.stop()
+            keeper.stop()
+            client.close()
+            store.dispose()
+            logger.info("worker %s stopped after %d job(s)", worker_id, handled)
     return handled
+
+
+def _loop(
+    store: Store,
+    queue: JobQueue,
+    settings: Settings,
+    worker_id: str,
+    stop: threading.Event,
+    keeper: LeaseKeeper,
+    *,
+    burst: bool,
+    poll_s: float,
+) -> int:
+    """Take and handle jobs until ``stop``; dependency failures wait with backoff, never raise."""
+    handled = 0
+    backoff = Backoff(maximum=settings.retry_max_s)
+    while not stop.is_set():
+        try:
+            keeper.register()  # alive before the take, so the reaper leaves the taken id alone
+            _requeue_leftovers(queue, worker_id)
+            search_id = queue.take(worker_id, timeout=poll_s)
+            if search_id is None:
+                if burst:
+                    break
+                continue
+            handle_job(
+                search_id,
+                store=store,
+                queue=queue,
+                settings=settings,
+                worker_id=worker_id,
+                stop_event=stop,
+                keeper=keeper,
+            )
+            handled += 1
+            backoff.reset()
+        except TRANSIENT as e:
+            delay = backoff.next_delay()
+            logger.warning("worker %s: %s; retry %d in %.1fs", worker_id, e, backoff.attempts, delay)
+            stop.wait(delay)
+        except Exception:  # noqa: BLE001 - a worker outlives any one job's handling
+            delay = backoff.next_delay()
+            logger.exception(
+                "worker %s: handling a job crashed; retry %d in %.1fs", worker_id, backoff.attempts, delay
+            )
+            stop.wait(delay)
+    return handled
+
+
+def _requeue_leftovers(queue: JobQueue, worker_id: str) -> None:
+    """Ids in this worker's processing list that it is not running (a handling that crashed, or a
+    previous life under the same id) go back to the front of the queue."""
+    for search_id in queue.processing(worker_id):
+        logger.warning("search %s: left in %s's processing list; back on the queue", search_id, worker_id)
+        queue.release(worker_id, search_id)
 
 
 def handle_job(
@@ -92,14 +173,58 @@ def handle_job(
     settings: Settings,
     worker_id: str,
     stop_event: threading.Event,
+    keeper: LeaseKeeper | None = None,
 ) -> None:
-    """Run one taken job and settle it in the queue.
+    """Lease, run and settle one taken job.
 
+    A job whose lease another worker holds (a duplicate id) is dropped: that worker runs it.
     Finished searches (and unknown ids) are acked and skipped. An interrupted search is released
-    to the front of the queue. If handling itself crashes (e.g. the database is unreachable while
-    recording the failure), the id stays in this worker's processing list, as if the worker had
-    died, for the lease reaper.
+    to the front of the queue. When the database or Redis fails while the job is settled, the
+    job goes back to the queue (or stays in the processing list for `_requeue_leftovers`) and the
+    error propagates to the loop's backoff.
     """
+    if keeper is None:
+        keeper = LeaseKeeper(
+            queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s
+        )
+    if not keeper.acquire(search_id):
+        logger.info("search %s: leased by %s; dropping this copy", search_id, queue.lease_holder(search_id))
+        queue.ack(worker_id, search_id)
+        return
+    try:
+        _run_leased(
+            search_id,
+            store=store,
+            queue=queue,
+            settings=settings,
+            worker_id=worker_id,
+            stop_event=stop_event,
+            keeper=keeper,
+        )
+    except (SearchInterrupted, *TRANSIENT) as e:
+        if not isinstance(e, SearchInterrupted):
+            logger.warning("search %s: handling failed (%s); back on the queue", search_id, e)
+        else:
+            logger.info("search %s: interrupted by worker shutdown; back on the queue", search_id)
+        with contextlib.suppress(redis.RedisError):
+            queue.release(worker_id, search_id)
+        if not isinstance(e, SearchInterrupted):
+            raise
+    finally:
+        keeper.release()
+
+
+def _run_leased(
+    search_id: int,
+    *,
+    store: Store,
+    queue: JobQueue,
+    settings: Settings,
+    worker_id: str,
+    stop_event: threading.Event,
+    keeper: LeaseKeeper,
+) -> None:
+    """Run a search whose lease this worker holds, then ack it (finished, skipped or fenced out)."""
     try:
         status = store.get_search(search_id=search_id).status
     except NotFound:
@@ -111,19 +236,33 @@ def handle_job(
         queue.ack(worker_id, search_id)
         return
     logger.info("search %s: taken by %s", search_id, worker_id)
-    try:
-        final = run_search(
-            search_id, store=store, queue=queue, settings=settings, worker_id=worker_id, stop_event=stop_event
-        )
-    except SearchInterrupted:
-        logger.info("search %s: interrupted by worker shutdown; back on the queue", search_id)
-        queue.release(worker_id, search_id)
-        return
-    except Exception:
-        logger.exception("search %s: the job crashed; left in %s's processing list", search_id, worker_id)
-        return
+    final = run_search(
+        search_id,
+        store=store,
+        queue=queue,
+        settings=settings,
+        worker_id=worker_id,
+        stop_event=stop_event,
+        keeper=keeper,
+    )
     queue.ack(worker_id, search_id)
     logger.info("search %s: %s", search_id, final.status)
+
+
+def _migrate(settings: Settings, stop: threading.Event) -> None:
+    """`service.db.upgrade` at start, retried with backoff while the database is unreachable."""
+
+    def check() -> None:
+        if stop.is_set():
+            raise WorkerStopping
+
+    retry_transient(
+        lambda: db.upgrade(settings.db_url),
+        what="database migration",
+        check=check,
+        maximum=settings.retry_max_s,
+        sleep=stop.wait,
+    )
 
 
 @contextlib.contextmanager

@@ -8,12 +8,15 @@ Plug-in points:
 * `enas_core.search.make_shared_trainer` dispatches on the SPACE name (micro/macro: image task,
   rnn: language-model task), never on the dataset type.
 
-All randomness goes through an explicit `torch.Generator` (CPU); index tensors are moved to the
-data's device, so data may live on the GPU.
+All randomness goes through an explicit `torch.Generator` (CPU): minibatch indices
+(`BatchStream.take`) and augmentation parameters (`draw_augment`) are drawn on the host for a whole
+run of steps at once and uploaded in one copy, so the data may live on the GPU and the training
+loop never waits on the host; the same seed gives the same batches on every device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +149,13 @@ class BatchStream:
         self.cursor += self.batch_size
         return idx
 
+    def take(self, steps: int) -> Tensor:
+        """The next `steps` batches as one (steps, batch_size) int64 tensor (CPU); the same
+        indices as `steps` calls of `next()`."""
+        if steps == 0:
+            return torch.empty(0, self.batch_size, dtype=torch.long)
+        return torch.stack([self.next() for _ in range(steps)])
+
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "perm": self.perm.clone(), "cursor": self.cursor}
 
@@ -160,34 +170,94 @@ def iterate_in_order(n: int, batch_size: int) -> list[Tensor]:
     return [torch.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
-def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
-    return torch.randint(high, (n,), generator=generator).to(device)  # (n,)
+@dataclass(frozen=True)
+class AugmentDraw:
+    """The random parameters of augmenting `steps` batches of `batch` images, each (steps, batch)
+    int64: crop offsets `oy`, `ox` in [0, 2 pad], `mirror` in {0, 1}, cutout centres `cy`, `cx`
+    (zeros where the augmentation is off). Row i augments the i-th batch (`row(i)`)."""
+
+    oy: Tensor
+    ox: Tensor
+    mirror: Tensor
+    cy: Tensor
+    cx: Tensor
+
+    def row(self, i: int) -> AugmentDraw:
+        """The parameters of batch `i`, each (1, batch)."""
+        return AugmentDraw(*(t[i : i + 1] for t in self.tensors()))
+
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        return self.oy, self.ox, self.mirror, self.cy, self.cx
+
+    def to(
+        self, device: torch.device, move: Callable[[Tensor, torch.device], Tensor] | None = None
+    ) -> AugmentDraw:
+        """On `device` in one copy (`move(t, device)` does it; default `Tensor.to`)."""
+        packed = torch.stack(self.tensors())  # (5, steps, batch)
+        moved = packed.to(device) if move is None else move(packed, device)
+        oy, ox, mirror, cy, cx = moved.unbind(0)
+        return AugmentDraw(oy, ox, mirror, cy, cx)
 
 
-def augment_batch(
-    x: Tensor, generator: torch.Generator, pad: int = 0, flip: bool = False, cutout: int = 0
-) -> Tensor:
-    """Training augmentation of a standardised batch x (B, C, H, W), on x's device:
-    zero-pad by `pad` and crop a random H x W window per image, flip half the images left-right
-    when `flip`, then zero a `cutout` x `cutout` square centred at a random pixel (clipped)."""
+def draw_augment(
+    generator: torch.Generator,
+    steps: int,
+    batch: int,
+    size: tuple[int, int],
+    pad: int = 0,
+    flip: bool = False,
+    cutout: int = 0,
+) -> AugmentDraw:
+    """Draw the augmentation parameters of `steps` batches (CPU generator), batch by batch in the
+    order one `augment_batch` call per batch would draw them."""
+    h, w = size
+    zeros = torch.zeros(batch, dtype=torch.long)
+    rows: list[tuple[Tensor, ...]] = []
+    for _ in range(steps):
+        oy = ox = mirror = cy = cx = zeros
+        if pad > 0 or flip:
+            oy = torch.randint(2 * pad + 1, (batch,), generator=generator)  # (B,)
+            ox = torch.randint(2 * pad + 1, (batch,), generator=generator)  # (B,)
+            if flip:
+                mirror = torch.randint(2, (batch,), generator=generator)  # (B,)
+        if cutout > 0:
+            cy = torch.randint(h, (batch,), generator=generator)  # (B,)
+            cx = torch.randint(w, (batch,), generator=generator)  # (B,)
+        rows.append((oy, ox, mirror, cy, cx))
+    if not rows:
+        empty = torch.zeros(0, batch, dtype=torch.long)
+        return AugmentDraw(empty, empty, empty, empty, empty)
+    return AugmentDraw(*(torch.stack(parts) for parts in zip(*rows, strict=True)))
+
+
+def apply_augment(x: Tensor, draw: AugmentDraw, pad: int = 0, flip: bool = False, cutout: int = 0) -> Tensor:
+    """Augment a standardised batch x (B, C, H, W) with one row of parameters (`draw` (1, B),
+    on x's device): zero-pad by `pad` and crop an H x W window per image, mirror the images whose
+    `mirror` is 1 when `flip`, then zero a `cutout` x `cutout` square centred at (cy, cx)
+    (clipped at the border). Batched tensor ops only: no host synchronisation."""
     b, _, h, w = x.shape
+    oy, ox, mirror, cy, cx = (t.reshape(b) for t in draw.tensors())  # (B,) each
     if pad > 0 or flip:
         padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
-        oy = _randint(2 * pad + 1, b, generator, x.device)  # (B,)
-        ox = _randint(2 * pad + 1, b, generator, x.device)  # (B,)
         cols = torch.arange(w, device=x.device).expand(b, w)  # (B, W)
         if flip:
-            mirror = _randint(2, b, generator, x.device).bool()  # (B,)
-            cols = torch.where(mirror[:, None], w - 1 - cols, cols)  # (B, W)
+            cols = torch.where(mirror.bool()[:, None], w - 1 - cols, cols)  # (B, W)
         rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
         cols = ox[:, None] + cols  # (B, W)
         batch = torch.arange(b, device=x.device)[:, None, None]  # (B, 1, 1)
         x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, C, H, W)
     if cutout > 0:
-        cy = _randint(h, b, generator, x.device)  # (B,)
-        cx = _randint(w, b, generator, x.device)  # (B,)
         ys = torch.arange(h, device=x.device)[None, :] - (cy[:, None] - cutout // 2)  # (B, H)
         xs = torch.arange(w, device=x.device)[None, :] - (cx[:, None] - cutout // 2)  # (B, W)
         hole = ((ys >= 0) & (ys < cutout))[:, :, None] & ((xs >= 0) & (xs < cutout))[:, None, :]  # (B, H, W)
         x = x.masked_fill(hole[:, None], 0.0)
     return x.contiguous()
+
+
+def augment_batch(
+    x: Tensor, generator: torch.Generator, pad: int = 0, flip: bool = False, cutout: int = 0
+) -> Tensor:
+    """Training augmentation of one batch x (B, C, H, W) on x's device, parameters drawn from the
+    CPU `generator` now: `apply_augment(x, draw_augment(generator, 1, B, ...))`."""
+    draw = draw_augment(generator, 1, x.shape[0], (x.shape[2], x.shape[3]), pad, flip, cutout)
+    return apply_augment(x, draw.to(x.device), pad, flip, cutout)

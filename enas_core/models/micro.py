@@ -9,6 +9,9 @@ pool -> dropout -> FC (no bias). Optional auxiliary head after cell 2p + 2 (trai
   stride 1. Separable-conv weights are indexed by (node, input slot, input index) as in E;
   the cell output is concat(loose ends) -> ReLU -> 1x1 conv whose weight is assembled from
   per-node slices -> BN, back to C channels.
+The config, stacking helpers, stem and head live in `micro_common`, the final layout in
+`micro_final`; all are re-exported here.
+
 * `MicroChild` (one genotype): `layout="search"` is the same computation as the shared net
   (built with only the path's modules, same parameter names, so `from_shared` copies exactly
   the path's weights); `layout="final"` is E's `_fixed_layer` child (concat of loose ends,
@@ -20,79 +23,51 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enas_core.models.micro_common import (
+    IDENTITY,
+    SEP_KERNELS,
+    MicroNetConfig,
+    aux_layer,
+    head,
+    reduction_layers,
+    split_cells,
+    stem,
+)
+from enas_core.models.micro_final import FinalCell, FinalMicroNet
 from enas_core.ops import (
     AuxHead,
     Calibrate,
     FactorizedReduce,
-    Pool,
-    ReLUConvBN,
     SepConv,
     bn,
     count_parameters,
-    drop_path,
     he_init,
     pool3x3,
     reduced_size,
 )
 from enas_core.spaces.micro import MicroSpace, loose_ends
 
-IDENTITY = 4
-SEP_KERNELS = {0: 3, 1: 5}
-
-
-@dataclass(frozen=True)
-class MicroNetConfig:
-    """Shape of a micro network. `keep_prob` is the dropout keep probability before the
-    classifier; `drop_path_keep` (final layout only) the drop-path keep probability of the last
-    cell at the end of training (None: no drop path)."""
-
-    num_layers: int = 6
-    channels: int = 20
-    num_nodes: int = 5
-    num_ops: int = 5
-    in_channels: int = 3
-    num_classes: int = 10
-    image_size: int = 32
-    keep_prob: float = 1.0
-    aux_head: bool = False
-    drop_path_keep: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.image_size < 4:
-            raise ValueError(f"image_size must be >= 4, got {self.image_size}")
-        if self.channels % 2:
-            raise ValueError(f"channels must be even (factorized reductions), got {self.channels}")
-
-
-def reduction_layers(num_layers: int) -> tuple[int, int]:
-    """Indices of the two reduction cells among num_layers + 2 cells."""
-    p = num_layers // 3
-    return p, 2 * p + 1
-
-
-def aux_layer(num_layers: int) -> int:
-    """Index of the cell after which the auxiliary head reads (2p + 2)."""
-    return reduction_layers(num_layers)[1] + 1
-
-
-def split_cells(tokens: Sequence[int], num_nodes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(normal, reduce) cell tokens as plain ints (length-checked only: callers validate)."""
-    t = tuple(int(v) for v in tokens)
-    if len(t) != 8 * num_nodes:
-        raise ValueError(f"micro genotype needs {8 * num_nodes} tokens, got {len(t)}")
-    return t[: 4 * num_nodes], t[4 * num_nodes :]
-
-
-def _stem(config: MicroNetConfig) -> nn.Sequential:
-    c = 3 * config.channels
-    return nn.Sequential(nn.Conv2d(config.in_channels, c, 3, 1, 1, bias=False), bn(c))
+__all__ = [
+    "IDENTITY",
+    "SEP_KERNELS",
+    "FinalCell",
+    "FinalMicroNet",
+    "MicroChild",
+    "MicroNetConfig",
+    "SearchCell",
+    "SharedMicroNet",
+    "aux_layer",
+    "build_final",
+    "build_shared",
+    "reduction_layers",
+    "split_cells",
+]
 
 
 # --- search layout ---------------------------------------------------------------------------
@@ -181,7 +156,7 @@ class SharedMicroNet(nn.Module):
         super().__init__()
         self.config = config
         normal, reduce = split_cells(tokens, config.num_nodes) if tokens is not None else (None, None)
-        self.stem = _stem(config)
+        self.stem = stem(config)
         reductions = reduction_layers(config.num_layers)
         c_pp = c_p = 3 * config.channels
         c, level = config.channels, 0
@@ -231,130 +206,7 @@ class SharedMicroNet(nn.Module):
                 and layer == aux_layer(self.config.num_layers)
             ):
                 aux = self.aux(s1)  # (B, num_classes)
-        return _head(self, s1), aux
-
-
-def _head(net: SharedMicroNet | FinalMicroNet, x: Tensor) -> Tensor:
-    x = F.relu(x).mean(dim=(2, 3))  # (B, C)
-    x = F.dropout(x, 1.0 - net.config.keep_prob, net.training)
-    return net.classifier(x)  # (B, num_classes)
-
-
-# --- final layout ----------------------------------------------------------------------------
-def _final_op(op: int, c: int, stride: int) -> nn.Module:
-    if op in SEP_KERNELS:
-        return SepConv(c, c, SEP_KERNELS[op], stride)
-    if op == IDENTITY:
-        return FactorizedReduce(c, c) if stride == 2 else nn.Identity()
-    return Pool(op, stride)
-
-
-class FinalCell(nn.Module):
-    """E's `_fixed_layer`: calibrate, ReLU-1x1-BN on input 1, nodes, concat of loose ends.
-
-    Output channels: len(loose ends) * c_out.
-    """
-
-    def __init__(
-        self,
-        c_pp: int,
-        c_p: int,
-        c_out: int,
-        reduce_pp: bool,
-        reduction: bool,
-        cell_tokens: Sequence[int],
-        num_nodes: int,
-    ) -> None:
-        super().__init__()
-        self.cell_tokens, self.num_nodes = tuple(cell_tokens), num_nodes
-        self.calibrate = Calibrate(c_pp, c_p, c_out, reduce_pp)
-        self.base = ReLUConvBN(c_out, c_out, 1)
-        ops = []
-        for k in range(num_nodes):
-            for slot in (0, 1):
-                idx, op = cell_tokens[4 * k + 2 * slot], cell_tokens[4 * k + 2 * slot + 1]
-                ops.append(_final_op(op, c_out, 2 if reduction and idx < 2 else 1))
-        self.ops = nn.ModuleList(ops)
-        self.loose = loose_ends(cell_tokens, num_nodes)
-        self.combine = nn.ModuleDict(
-            {str(i): FactorizedReduce(c_out, c_out) for i in self.loose if reduction and i < 2}
-        )
-        self.out_channels = len(self.loose) * c_out
-
-    def forward(self, s0: Tensor, s1: Tensor, keep_prob: float) -> Tensor:
-        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
-        states = [s0, self.base(s1)]
-        for k in range(self.num_nodes):
-            total: Tensor | None = None
-            for slot in (0, 1):
-                idx, op = self.cell_tokens[4 * k + 2 * slot], self.cell_tokens[4 * k + 2 * slot + 1]
-                y = self.ops[2 * k + slot](states[idx])  # (B, C, H / stride, W / stride)
-                if op != IDENTITY and keep_prob < 1.0:
-                    y = drop_path(y, keep_prob)
-                total = y if total is None else total + y
-            assert total is not None
-            states.append(total)
-        outs = [self.combine[str(i)](states[i]) if str(i) in self.combine else states[i] for i in self.loose]
-        return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
-
-
-class FinalMicroNet(nn.Module):
-    """The standalone micro child of one genotype (E's final model)."""
-
-    def __init__(self, config: MicroNetConfig, tokens: Sequence[int]) -> None:
-        super().__init__()
-        self.config = config
-        normal, reduce = split_cells(tokens, config.num_nodes)
-        self.stem = _stem(config)
-        reductions = reduction_layers(config.num_layers)
-        c_pp = c_p = 3 * config.channels
-        c, level_pp, level_p = config.channels, 0, 0
-        self.cells = nn.ModuleList()
-        self.aux: AuxHead | None = None
-        for layer in range(config.num_layers + 2):
-            reduction = layer in reductions
-            c = 2 * c if reduction else c
-            cell = FinalCell(
-                c_pp,
-                c_p,
-                c,
-                level_pp != level_p,
-                reduction,
-                reduce if reduction else normal,
-                config.num_nodes,
-            )
-            self.cells.append(cell)
-            c_pp, c_p = c_p, cell.out_channels
-            level_pp, level_p = level_p, level_p + int(reduction)
-            if config.aux_head and layer == aux_layer(config.num_layers):
-                self.aux = AuxHead(c_p, reduced_size(config.image_size, level_p), config.num_classes)
-        self.classifier = nn.Linear(c_p, config.num_classes, bias=False)
-        self.drop_path_progress = 0.0  # fraction of training done, set by the trainer
-        he_init(self)
-
-    def _cell_keep(self, layer: int) -> float:
-        keep = self.config.drop_path_keep
-        if keep is None or not self.training:
-            return 1.0
-        layer_keep = 1.0 - (layer + 1) / (self.config.num_layers + 2) * (1.0 - keep)
-        return 1.0 - min(1.0, self.drop_path_progress) * (1.0 - layer_keep)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_aux(x, with_aux=False)[0]
-
-    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
-        aux = None
-        for layer, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self._cell_keep(layer))
-            if (
-                with_aux
-                and self.aux is not None
-                and self.training
-                and layer == aux_layer(self.config.num_layers)
-            ):
-                aux = self.aux(s1)  # (B, num_classes)
-        return _head(self, s1), aux
+        return head(self.config, self.classifier, s1, self.training), aux
 
 
 # --- the standalone child --------------------------------------------------------------------

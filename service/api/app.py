@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse
 from service import db
 from service.api.deps import connect_queue
 from service.api.handlers import error_body, install_error_handlers
-from service.api.routes import architectures, health, pages, searches, spaces
+from service.api.routes import architectures, health, metrics, pages, searches, spaces
 from service.errors import Unavailable
+from service.logging import search_log_context
 from service.settings import Settings, get_settings
 from service.store import Store
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     app.state.queue_lock = threading.Lock()
     install_error_handlers(app)
     app.middleware("http")(_limit_body)
-    for module in (searches, architectures, spaces, health, pages):
+    app.middleware("http")(search_log_context)
+    for module in (searches, architectures, spaces, health, metrics, pages):
         app.include_router(module.router)
     return app

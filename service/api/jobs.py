@@ -73,9 +73,22 @@ def resume_search(
 ) -> SearchRecord:
     """Queue a failed or cancelled search again; its worker resumes from the last checkpoint.
 
+    Redis is checked first, so an unreachable one leaves the search as it was (503). If the push
+    still fails after the row went back to ``queued``, the row stays queued: the workers'
+    reconciler queues it when Redis is back (503 says so).
     Raises NotFound, Conflict (not failed or cancelled), Forbidden, Unavailable.
     """
     _check_owner(store.get_search(search_id=search_id), owner, settings)
+    try:
+        queue.redis.ping()
+    except redis.RedisError as e:
+        raise Unavailable(f"Redis is unreachable ({e}); search {search_id} was not resumed") from e
     record = store.requeue_search(search_id=search_id)
-    _enqueue(store, queue, record)
+    try:
+        queue.push(record.id)
+    except redis.RedisError as e:
+        raise Unavailable(
+            f"search {search_id} is queued again but Redis failed ({e}); "
+            "a worker picks it up when Redis is back"
+        ) from e
     return record

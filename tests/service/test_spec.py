@@ -26,7 +26,7 @@ def test_default_preset_per_space(space: str) -> None:
     resolved = resolve_spec(SearchSpec(space=space))  # type: ignore[arg-type]
     demo = presets.PRESETS[f"demo-{space}"]
     assert resolved["preset"] == f"demo-{space}" and resolved["space"] == space
-    assert resolved["dataset"] == {"micro": "digits", "macro": "digits", "rnn": "ptb"}[space]
+    assert resolved["dataset"] == {"micro": "digits", "macro": "digits", "rnn": "synthetic-ptb"}[space]
     assert resolved["epochs"] == demo["epochs"] and resolved["seed"] == 0 and resolved["name"] is None
     for section in presets.SECTIONS:
         assert resolved[section] == demo[section]
@@ -127,7 +127,7 @@ def test_demo_micro_is_small() -> None:
         demo["child"]["num_layers"],
         demo["child"]["channels"],
         demo["child"]["batch_size"],
-    ) == (8, 3, 8, 64)
+    ) == (8, 3, 16, 64)
     assert (demo["derive"]["num_samples"], demo["derive"]["top_k"], demo["retrain"]["epochs"]) == (20, 3, 10)
 
 

@@ -1,17 +1,18 @@
-"""One architecture: its genotype (JSON and structured form) and its drawing."""
+"""One architecture: its genotype (JSON and structured form), its drawing, and its exports."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import StoreDep
 from service.api.schemas import ArchitectureDetail, architecture_public
-from service.errors import InvalidInput, NotFound, Unavailable
+from service.errors import Conflict, EnasError, InvalidInput, NotFound, Unavailable
 from service.records import ArchitectureRecord
+from service.store import Store
 
 router = APIRouter(prefix="/architectures", tags=["architectures"])
 logger = logging.getLogger(__name__)
@@ -55,3 +56,61 @@ def draw_architecture(architecture_id: int, store: StoreDep) -> Response:
     except ValueError as e:  # GenotypeError is a ValueError
         raise InvalidInput(f"the stored genotype cannot be drawn: {e}", field="genotype") from e
     return Response(svg, media_type="image/svg+xml")
+
+
+class NotServedHere(EnasError):
+    """A format this process does not produce (HTTP 501)."""
+
+    status_code: ClassVar[int] = 501
+    code: ClassVar[str] = "not_implemented"
+
+
+ExportFormat = Literal["json", "pytorch", "onnx"]
+ONNX_HERE = (
+    "ONNX export needs torch, which the API process never loads: build it where torch is installed "
+    "with `enasctl export SEARCH_ID --architecture {id} --format onnx -o model.onnx` (it fetches "
+    "format=json and exports locally)"
+)
+
+
+@router.get(
+    "/{architecture_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}, "text/x-python": {}}}, 501: {}},
+)
+def export_architecture(
+    architecture_id: int,
+    store: StoreDep,
+    fmt: Annotated[ExportFormat, Query(alias="format")] = "json",
+) -> Response:
+    """The architecture as a versioned genotype JSON document (with its network's shape) or as a
+    standalone PyTorch module file (``model.py``, torch only); ONNX: 501, built by the CLI."""
+    record = store.get_architecture(architecture_id=architecture_id)
+    if fmt == "onnx":
+        raise NotServedHere(ONNX_HERE.format(id=architecture_id), field="format")
+    from enas_core import codegen  # stdlib-only: it writes the model file as text
+
+    genotype, network, source = _export_parts(store, record)
+    if fmt == "json":
+        return JSONResponse(codegen.export_document(genotype, network, source))
+    text = codegen.pytorch_source(genotype, network, source)
+    disposition = f'attachment; filename="enas_{record.search_id}_{architecture_id}.py"'
+    return Response(text, media_type="text/x-python", headers={"Content-Disposition": disposition})
+
+
+def _export_parts(store: Store, record: ArchitectureRecord) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(genotype, network shape, source) of a stored architecture; Conflict when not exportable."""
+    from enas_core import codegen
+    from enas_core.genotype import Genotype
+
+    if not record.genotype:
+        raise NotFound(f"architecture {record.id} has no stored genotype to export")
+    spec = store.get_search(search_id=record.search_id).spec
+    try:
+        genotype = Genotype.from_dict(record.genotype)
+        network = codegen.network_config(genotype, spec)
+    except ValueError as e:  # GenotypeError and ExportError are ValueErrors
+        raise Conflict(f"architecture {record.id} cannot be exported: {e}") from e
+    source = {"search_id": record.search_id, "architecture_id": record.id, "hash": genotype.hash(),
+              "dataset": spec.get("dataset")}  # fmt: skip
+    return genotype, network, source

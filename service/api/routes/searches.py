@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -11,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from service.api import jobs
 from service.api.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.routes import events
 from service.api.schemas import (
     ArchitectureList,
     DerivedList,
@@ -29,7 +28,6 @@ from service.spec import SearchSpec
 router = APIRouter(prefix="/searches", tags=["searches"])
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-SSE_HEARTBEAT_S = 15.0
 
 
 @router.post("", status_code=201, response_model=SearchPublic)
@@ -114,28 +112,11 @@ def list_retrains(search_id: int, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/{search_id}/events", response_class=StreamingResponse)
-def follow_events(search_id: int, store: StoreDep, queue: QueueDep) -> StreamingResponse:
+async def follow_events(search_id: int, store: StoreDep, queue: QueueDep) -> StreamingResponse:
     """Server-Sent Events: the search's progress events as the worker publishes them.
 
-    Starts with the latest event; ends after a ``finished`` event. A finished search with no
-    event left in Redis gets one ``finished`` event built from the database.
+    Starts with the latest state (the last event, or one built from the database), then each new
+    event, with heartbeat comments while idle; ends after a ``finished`` event. See
+    `service.api.routes.events`.
     """
-    record = store.get_search(search_id=search_id)
-
-    def stream() -> Iterator[str]:
-        if record.is_terminal and queue.last_event(search_id) is None:
-            final = {
-                "type": "finished",
-                "search_id": search_id,
-                "status": record.status,
-                "error": record.error,
-            }
-            yield f"event: finished\ndata: {json.dumps(final)}\n\n"
-            return
-        for event in queue.subscribe(search_id, heartbeat=SSE_HEARTBEAT_S):
-            if event.get("type") == "heartbeat":
-                yield ": heartbeat\n\n"
-                continue
-            yield f"event: {event.get('type', 'message')}\ndata: {json.dumps(event)}\n\n"
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return await events.event_response(store, queue, search_id)

@@ -1,0 +1,295 @@
+"""Throughput of the shared-weight phase: images/s (tokens/s for rnn) per space and size.
+
+Two measurements, each printed as JSON lines (see ``bench.common``):
+
+* ``inprocess``: ``enas_core`` trainers in this process; the controller samples ``--steps``
+  architectures in one call and the shared trainer trains one minibatch on each (in chunks of 64,
+  like the runner). ``images_per_s`` counts training only, ``phase_images_per_s`` sampling too.
+  Peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, peak RSS on the CPU. At the paper's
+  size the line also projects the shared phase of one epoch of the real dataset (45,000 CIFAR-10
+  training images; PTB's 929k words).
+* ``ray_vs_inprocess`` (CPU): the same epoch (shared phase over the trainer's ``steps_per_epoch``,
+  then the controller phase) run in-process with ``enas_core.search.run_search_epoch`` and through
+  the Ray actors with the runner's own ``shared_phase`` / ``controller_phase``, alternating, with
+  the in-process loop given the actor's torch threads (equal resources).
+
+Usage: ``python -m bench.shared_train [--spaces micro,macro,rnn] [--sizes paper,demo] [--steps N]
+[--device cpu|cuda] [--no-ray] [--smoke]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from bench.common import (
+    base_parser,
+    csv_list,
+    guarded,
+    peak_rss_mib,
+    reset_peak_rss,
+    rss_mib,
+    set_output_file,
+    stopwatch,
+    summarize,
+)
+from bench.workloads import (
+    CIFAR_TRAIN_IMAGES,
+    PTB_TRAIN_WORDS,
+    SIZES,
+    SPACES,
+    Workload,
+    device_name,
+    free,
+    plan_for,
+    prepare,
+    train_seconds,
+    warm_up,
+)
+
+BENCH = "shared_train"
+DEFAULT_STEPS = {"paper": 3, "demo": 20, "smoke": 2}
+
+
+# --- in-process ------------------------------------------------------------------------------------
+def memory_begin(device: str) -> float | None:
+    """Start a peak-memory window; returns the baseline (MiB)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
+    reset_peak_rss()
+    return rss_mib()
+
+
+def memory_end(device: str, base: float | None) -> dict[str, Any]:
+    """Peak memory since `memory_begin`: absolute and above the baseline (MiB)."""
+    if torch.device(device).type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        kind = "cuda_max_memory_allocated"
+    else:
+        peak = peak_rss_mib() or 0.0
+        kind = "peak_rss"
+    return {"memory_kind": kind, "peak_mib": peak, "peak_above_base_mib": peak - (base or 0.0)}
+
+
+def epoch_projection(work: Workload, step_seconds: float) -> dict[str, Any]:
+    """Shared-phase seconds of one epoch over the real dataset at the measured step time."""
+    child = work.plan.child
+    if work.space == "rnn":
+        steps = PTB_TRAIN_WORDS // (child.batch_size * child.bptt)
+    else:
+        steps = CIFAR_TRAIN_IMAGES // child.batch_size
+    return {"real_steps_per_epoch": steps, "projected_shared_phase_s_per_epoch": steps * step_seconds}
+
+
+def measure_inprocess(work: Workload, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+    """Repeated shared phases of ``steps`` architectures; throughput, memory, projection."""
+    warm_up(work, warmup)
+    base = memory_begin(work.device)
+    sample_s, train_s = [], []
+    for _ in range(repeats):
+        with stopwatch() as t:
+            archs = work.sample(steps)
+        sample_s.append(t[0])
+        train_s.append(train_seconds(work, archs))
+    numbers: dict[str, Any] = memory_end(work.device, base)
+    items = steps * work.items_per_step
+    phase = [items / (a + b) for a, b in zip(sample_s, train_s, strict=True)]
+    numbers.update(
+        {
+            "steps": steps,
+            "seconds_train": summarize(train_s),
+            "seconds_sample": summarize(sample_s),
+            f"{work.unit}_per_s": summarize([items / s for s in train_s]),
+            f"phase_{work.unit}_per_s": summarize(phase),
+            "ms_per_step": statistics.median(train_s) / steps * 1000.0,
+        }
+    )
+    if work.size == "paper":
+        numbers.update(epoch_projection(work, statistics.median(train_s) / steps))
+    return numbers
+
+
+def inprocess_one(args: Any, space: str, size: str, variant: str, repeats: int) -> None:
+    """Measure and emit one in-process line."""
+    steps = args.steps or DEFAULT_STEPS[size]
+    warmup = args.warmup if args.warmup is not None else (1 if size == "paper" else 2)
+    config: dict[str, Any] = {"path": "inprocess", "space": space, "size": size, "variant": variant}
+    config.update(repeats=repeats, warmup_steps=warmup)
+
+    def measure() -> dict[str, Any]:
+        work = prepare(space, size, args.device, variant=variant)
+        config.update(work.config())
+        return measure_inprocess(work, steps, repeats, warmup)
+
+    name = f"inprocess/{space}/{size}" + ("" if variant == "fp32" else f"/{variant}")
+    guarded(BENCH, name, config, measure, device=device_name(args.device))
+    free()
+
+
+def run_inprocess(args: Any, sizes: Sequence[str], repeats: int) -> None:
+    for size in sizes:
+        for space in args.spaces:
+            for variant in args.variants:
+                if space != "rnn" or variant == "fp32":
+                    inprocess_one(args, space, size, variant, repeats)
+
+
+# --- Ray vs in-process -----------------------------------------------------------------------------
+class _NeverCancelled:
+    """The queue side of a ``SearchRun`` for a benchmark: nothing is ever cancelled."""
+
+    def cancel_requested(self, search_id: int) -> bool:
+        return False
+
+
+def _ray_init() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=100 * 1024 * 1024,
+        )
+
+
+def _actor_threads() -> int:
+    """torch's thread count inside a 1-CPU Ray worker (Ray sets OMP_NUM_THREADS from num_cpus)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def threads() -> int:
+        import torch as t
+
+        return int(t.get_num_threads())
+
+    return int(ray.get(threads.remote()))
+
+
+def _ray_epoch(run: Any, controller: Any, shared: Any, steps: int) -> tuple[float, float]:
+    """(shared phase, whole epoch) seconds through the actors, as the runner drives them."""
+    import ray
+
+    from workers.runner import controller_phase, shared_phase
+
+    with stopwatch() as whole:
+        with stopwatch() as phase:
+            train_batch, _parts = shared_phase(run, controller, shared, 0, steps)
+            ray.get(train_batch)
+        controller_phase(run, controller, shared)
+    return phase[0], whole[0]
+
+
+def _inprocess_epoch(work: Workload) -> tuple[float, float]:
+    """(shared phase, whole epoch) seconds of ``run_search_epoch``."""
+    from enas_core.search import run_search_epoch
+
+    with stopwatch() as whole:
+        result = run_search_epoch(work.shared, work.controller, 0)
+    return float(result.metrics["shared_seconds"]), whole[0]
+
+
+def measure_ray_vs_inprocess(space: str, size: str, repeats: int, config: dict[str, Any]) -> dict[str, Any]:
+    """Alternate in-process and Ray epochs of equal work; medians and the Ray/in-process ratio."""
+    import ray
+
+    from workers.actors import create_actors, kill_actors
+    from workers.runner import SearchRun
+
+    _ray_init()
+    threads = _actor_threads()
+    plan = plan_for(space, size, "cpu")
+    work = prepare(space, size, "cpu")
+    config.update(
+        ctrl_steps=plan.controller_train.steps_per_epoch, archs_per_step=plan.controller_train.archs_per_step
+    )
+    controller, shared = create_actors(plan, 0)
+    run = SearchRun(0, None, _NeverCancelled(), plan, plan.space(), 0, threading.Event())  # type: ignore[arg-type]
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    config.update(work.config(), actor_torch_threads=threads)
+    try:
+        steps = int(ray.get(shared.steps_per_epoch.remote()))
+        config["steps_per_epoch"] = steps
+        _inprocess_epoch(work), _ray_epoch(run, controller, shared, steps)  # warm-up
+        local: list[tuple[float, float]] = []
+        remote: list[tuple[float, float]] = []
+        for _ in range(repeats):
+            local.append(_inprocess_epoch(work))
+            remote.append(_ray_epoch(run, controller, shared, steps))
+    finally:
+        torch.set_num_threads(saved_threads)
+        kill_actors(controller, shared)
+    return _comparison(local, remote, steps * work.items_per_step, work.unit)
+
+
+def _comparison(
+    local: list[tuple[float, float]], remote: list[tuple[float, float]], items: int, unit: str
+) -> dict[str, Any]:
+    epoch_local = statistics.median(w for _, w in local)
+    epoch_remote = statistics.median(w for _, w in remote)
+    phase_local = statistics.median(p for p, _ in local)
+    phase_remote = statistics.median(p for p, _ in remote)
+    return {
+        "inprocess_epoch_s": summarize([w for _, w in local]),
+        "ray_epoch_s": summarize([w for _, w in remote]),
+        "inprocess_shared_phase_s": summarize([p for p, _ in local]),
+        "ray_shared_phase_s": summarize([p for p, _ in remote]),
+        f"inprocess_shared_{unit}_per_s": items / phase_local,
+        f"ray_shared_{unit}_per_s": items / phase_remote,
+        "ray_over_inprocess_epoch": epoch_remote / epoch_local,
+        "ray_over_inprocess_shared_phase": phase_remote / phase_local,
+        "ray_overhead_pct_epoch": 100.0 * (epoch_remote / epoch_local - 1.0),
+        "within_10pct": epoch_remote <= 1.10 * epoch_local,
+    }
+
+
+def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
+    for space in spaces:
+        config: dict[str, Any] = {
+            "path": "ray_vs_inprocess",
+            "space": space,
+            "size": size,
+            "repeats": repeats,
+        }
+        guarded(
+            BENCH,
+            f"ray_vs_inprocess/{space}/{size}",
+            config,
+            lambda space=space, config=config: measure_ray_vs_inprocess(space, size, repeats, config),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else BENCH)
+    parser.add_argument("--spaces", type=csv_list, default=list(SPACES))
+    parser.add_argument("--sizes", type=csv_list, default=["demo", "paper"])
+    parser.add_argument("--steps", type=int, default=None, help="architectures per shared phase measured")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 1 paper, 2 demo)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--variants", type=csv_list, default=["fp32"], help="fp32, bf16, cl, bf16-cl")
+    parser.add_argument(
+        "--no-ray", action="store_true", help="skip the Ray comparison (no Ray on a GPU image)"
+    )
+    parser.add_argument("--ray-size", default="demo", choices=SIZES)
+    parser.add_argument("--ray-spaces", type=csv_list, default=None, help="default: --spaces")
+    args = parser.parse_args(argv)
+    set_output_file(args.out)
+    sizes = ["smoke"] if args.smoke else args.sizes
+    repeats = 1 if args.smoke else args.repeats
+    run_inprocess(args, sizes, repeats)
+    if not args.no_ray and torch.device(args.device).type == "cpu":
+        run_ray(args.ray_spaces or args.spaces, "smoke" if args.smoke else args.ray_size, repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The web page's files and the Server-Sent Events stream, over real HTTP (uvicorn in a thread,
+SQLite in a temp folder, the embedded Redis)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.api.app import create_app
+from service.api.routes.events import sse_chunks
+from service.queue import JobQueue
+from service.settings import Settings
+from service.store import Store
+
+WEB = Path(__file__).resolve().parents[2] / "service" / "web"
+
+
+class Api:
+    """A running API and what the tests need to reach behind it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=10)
+
+    @property
+    def store(self) -> Store:
+        return self.server.app.state.store
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.server.app.state.queue
+
+    def search(self, status: str = "queued") -> int:
+        """A new search in ``status`` (queued, running or cancelled)."""
+        search_id = self.http.post("/searches", json={"space": "micro", "epochs": 3}).json()["id"]
+        if status == "running":
+            self.store.mark_running(search_id=search_id)
+        elif status == "cancelled":
+            self.store.request_cancel(search_id=search_id)
+        return search_id
+
+
+@pytest.fixture(scope="module")
+def api(embedded_home: Path, serve: Any) -> Iterator[Api]:
+    settings = Settings(home=embedded_home, data_dir=embedded_home / "data")
+    app = create_app(settings, queue_prefix=f"page{uuid.uuid4().hex[:8]}")
+    with serve(app) as server:
+        client = Api(server)
+        client.http.get("/readyz")  # connects Redis
+        yield client
+        client.http.close()
+
+
+def sse_messages(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The messages of an SSE response: ``{"event", "id", "retry", "data"}`` or ``{"comment"}``."""
+    message: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if not line:
+            if message:
+                yield message
+            message = {}
+        elif line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        else:
+            field, _, value = line.partition(": ")
+            message[field] = json.loads(value) if field == "data" else value
+    if message:
+        yield message
+
+
+def sse_threads(search_id: int) -> int:
+    return sum(1 for t in threading.enumerate() if t.name == f"sse-{search_id}")
+
+
+def wait_for(check: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def publish_later(queue: JobQueue, search_id: int, events: list[dict[str, Any]], delay: float = 0.3) -> None:
+    def run() -> None:
+        for event in events:
+            time.sleep(delay)
+            queue.publish(search_id, event)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+# -- the page ----------------------------------------------------------------------------------------
+
+
+def test_pages_and_their_static_files(api: Api) -> None:
+    for path in ("/", "/ui/searches/1"):
+        page = api.http.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert 'src="/ui/static/app.js"' in page.text and 'id="app"' in page.text
+    for name in sorted(p.name for p in WEB.iterdir() if p.suffix in (".js", ".css")):
+        response = api.http.get(f"/ui/static/{name}")
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        assert response.status_code == 200 and response.headers["content-type"].startswith(kind), name
+        assert response.text == (WEB / name).read_text()
+    for bad in ("nope.js", "index.html", "..%2Fapi%2Fapp.py", ".hidden.js", "App.js"):
+        response = api.http.get(f"/ui/static/{bad}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", bad
+
+
+def test_every_module_the_page_imports_is_served(api: Api) -> None:
+    seen, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        text = api.http.get(f"/ui/static/{name}").text
+        for line in text.splitlines():
+            if line.startswith("import ") and ' from "./' in line:
+                todo.append(line.split('from "./', 1)[1].split('"', 1)[0])
+    assert {"app.js", "api.js", "search.js", "list.js", "charts.js", "archs.js"} <= seen
+
+
+# -- the event stream ----------------------------------------------------------------------------
+
+
+def test_stream_replays_then_follows_until_finished(api: Api) -> None:
+    sid = api.search("running")
+    api.queue.publish(sid, {"type": "status", "status": "running", "worker": "w"})
+    epochs = [{"type": "epoch", "epoch": e, "total": 3, "metrics": {"reward": e / 10}} for e in range(3)]
+    later = [*epochs, {"type": "finished", "status": "succeeded", "error": None}]
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        messages = sse_messages(response)
+        first = next(messages)
+        assert (first["event"], first["id"], first["retry"]) == ("status", "1", "3000")
+        assert first["data"]["worker"] == "w"
+        publish_later(api.queue, sid, later)
+        rest = [m for m in messages if "comment" not in m]
+    assert [m["event"] for m in rest] == ["epoch", "epoch", "epoch", "finished"]
+    assert [m["data"]["epoch"] for m in rest[:3]] == [0, 1, 2]
+    assert [m["id"] for m in rest] == ["2", "3", "4", "5"]
+    assert wait_for(lambda: sse_threads(sid) == 0)
+    api.store.finish_search(search_id=sid, status="succeeded")
+    again = api.http.get(f"/searches/{sid}/events").text  # finished: the replay is all there is
+    assert again.startswith("event: finished\n") and '"status": "succeeded"' in again
+
+
+def test_stream_of_a_queued_search_starts_from_the_database(api: Api) -> None:
+    sid = api.search()
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        messages = sse_messages(response)
+        first = next(messages)
+        assert first["event"] == "status" and "id" not in first
+        assert first["data"] == {"type": "status", "search_id": sid, "status": "queued", "epoch": None,
+                                 "total": 3, "progress": 0.0}  # fmt: skip
+        publish_later(api.queue, sid, [{"type": "status", "status": "running", "worker": "w"}])
+        assert next(messages)["data"]["status"] == "running"
+
+
+def test_a_resumed_search_does_not_replay_its_old_finished_event(api: Api) -> None:
+    sid = api.search("cancelled")
+    api.queue.publish(sid, {"type": "finished", "status": "cancelled", "error": None})
+    api.http.post(f"/searches/{sid}/resume")  # queued again; Redis still holds the old finished event
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        messages = sse_messages(response)
+        assert next(messages)["data"]["status"] == "queued"
+        publish_later(api.queue, sid, [{"type": "status", "status": "running", "worker": "w2"}])
+        second = next(messages)
+        assert second["data"]["worker"] == "w2" and second["id"] == "2"
+
+
+def test_unknown_search_is_404_not_a_stream(api: Api) -> None:
+    response = api.http.get("/searches/999999/events")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_heartbeats_and_an_end_the_database_saw_first(api: Api) -> None:
+    sid = api.search()
+    stop = threading.Event()
+    chunks = sse_chunks(api.store, api.queue, sid, stop=stop, heartbeat_s=0.3, tick_s=0.05)
+    assert next(chunks).startswith("event: status\n")
+    assert next(chunks) == ": heartbeat\n\n"
+    api.store.request_cancel(search_id=sid)  # cancelled while queued: no worker publishes anything
+    final = next(chunks)
+    assert final.startswith("event: finished\n") and '"status": "cancelled"' in final
+    assert list(chunks) == []
+
+
+def test_stop_ends_the_stream_within_a_tick(api: Api) -> None:
+    sid = api.search()
+    stop = threading.Event()
+    chunks = sse_chunks(api.store, api.queue, sid, stop=stop, heartbeat_s=60, tick_s=0.05)
+    next(chunks)
+    stop.set()
+    began = time.monotonic()
+    assert list(chunks) == [] and time.monotonic() - began < 1.0
+
+
+def test_a_client_that_leaves_stops_its_stream_thread(api: Api) -> None:
+    sid = api.search("running")
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        messages = sse_messages(response)
+        next(messages)
+        assert sse_threads(sid) == 1
+    assert wait_for(lambda: sse_threads(sid) == 0), "the stream's thread outlived its client"
+
+
+def test_idle_streams_hold_neither_the_event_loop_nor_the_thread_pool(api: Api) -> None:
+    sid = api.search("running")
+    followers = 48  # more than the 40 threads Starlette gives sync routes
+    limits = httpx.Limits(max_connections=followers + 4)
+    with httpx.Client(base_url=api.server.url, timeout=10, limits=limits) as http, ExitStack() as stack:
+        streams = [sse_messages(stack.enter_context(http.stream("GET", f"/searches/{sid}/events")))
+                   for _ in range(followers)]  # fmt: skip
+        for stream in streams:  # (a dropped generator would close its connection)
+            next(stream)
+        assert sse_threads(sid) == followers
+        began = time.monotonic()
+        assert api.http.get(f"/searches/{sid}").status_code == 200  # a sync route
+        assert api.http.get("/healthz").status_code == 200
+        assert time.monotonic() - began < 3.0
+    assert wait_for(lambda: sse_threads(sid) == 0, timeout=10)

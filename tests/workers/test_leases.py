@@ -1,0 +1,149 @@
+"""Heartbeat and lease keeping, retry with backoff, and the reconciler (DB -> Redis), on a real
+SQLite store and the embedded Redis (no Ray)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from service.errors import Conflict, Unavailable
+from service.queue import JobQueue
+from service.store import Store
+from workers.lease import Backoff, LeaseKeeper, LeaseLost, retry_transient
+from workers.reconciler import Reconciler
+
+Spec = Callable[..., dict[str, Any]]
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_keeper_renews_and_notices_a_takeover(queue: JobQueue) -> None:
+    keeper = LeaseKeeper(queue, "w1", ttl_s=0.6, interval_s=0.1)
+    keeper.start()
+    try:
+        assert _eventually(lambda: queue.worker_alive("w1"))
+        assert keeper.acquire(11) and queue.lease_holder(11) == "w1"
+        time.sleep(1.0)  # longer than the TTL: only renewals keep it
+        assert queue.lease_holder(11) == "w1" and keeper.valid()
+        keeper.check()
+        queue.redis.set(queue.key("lease", 11), "w2")  # presumed dead, re-taken by w2
+        assert _eventually(keeper.lost.is_set)
+        with pytest.raises(LeaseLost):
+            keeper.check()
+        keeper.release()
+        assert queue.lease_holder(11) == "w2"  # not ours to delete
+    finally:
+        keeper.stop()
+    assert not queue.worker_alive("w1")
+
+
+def test_keeper_pauses_while_the_lease_cannot_be_renewed(queue: JobQueue) -> None:
+    keeper = LeaseKeeper(queue, "w3", ttl_s=0.3, interval_s=0.1)
+    assert keeper.acquire(12)
+    time.sleep(0.35)  # no heartbeat thread: nothing renewed it within its TTL
+    assert not keeper.valid()
+    began = time.monotonic()
+    threading.Timer(0.3, keeper.beat).start()  # Redis answers again: the next beat renews it
+    keeper.wait_valid(threading.Event())
+    assert 0.25 < time.monotonic() - began < 5 and keeper.valid() and queue.lease_holder(12) == "w3"
+
+
+def test_retry_transient_backs_off_then_succeeds() -> None:
+    calls: list[int] = []
+    waits: list[float] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise Unavailable("database unreachable") if len(calls) % 2 else redis.ConnectionError("down")
+        return "ok"
+
+    assert retry_transient(flaky, what="test", check=lambda: None, maximum=1.0, sleep=waits.append) == "ok"
+    assert len(calls) == 4 and len(waits) == 3 and all(0 < w <= 1.0 for w in waits)
+
+    def stopping() -> None:
+        raise RuntimeError("worker stopping")
+
+    with pytest.raises(RuntimeError, match="stopping"):
+        retry_transient(lambda: flaky_forever(), what="test", check=stopping, sleep=waits.append)
+    with pytest.raises(ValueError):  # not transient: no retry
+        retry_transient(lambda: int("x"), what="test", check=lambda: None)
+
+
+def flaky_forever() -> None:
+    raise Unavailable("still down")
+
+
+def test_backoff_grows_to_its_cap() -> None:
+    backoff = Backoff(initial=1.0, maximum=4.0)
+    delays = [backoff.next_delay() for _ in range(6)]
+    assert all(0.5 <= d <= 1.0 for d in delays[:1]) and all(2.0 <= d <= 4.0 for d in delays[3:])
+    backoff.reset()
+    assert backoff.next_delay() <= 1.0
+
+
+def test_reconciler_requeues_what_redis_lost(store: Store, queue: JobQueue, tiny_spec: Spec) -> None:
+    lost_queued = store.create_search(spec=tiny_spec())
+    waiting = store.create_search(spec=tiny_spec())
+    queue.push(waiting.id)
+    live = store.create_search(spec=tiny_spec())
+    store.mark_running(search_id=live.id, worker_id="alive")
+    queue.acquire_lease(live.id, "alive", ttl_s=30)
+    orphan = store.create_search(spec=tiny_spec())
+    store.mark_running(search_id=orphan.id, worker_id="gone")  # its worker and Redis's data are gone
+    done = store.create_search(spec=tiny_spec())
+    store.finish_search(search_id=done.id, status="succeeded")
+
+    reconciler = Reconciler(store, queue, grace_s=0.3, owner="r1")
+    assert reconciler.run_once() == []  # seen missing once: not yet
+    assert Reconciler(store, queue, grace_s=0.3, owner="r2").run_once() == []  # r1 holds the lock
+    time.sleep(0.35)
+    assert reconciler.run_once() == [lost_queued.id, orphan.id]
+    assert sorted(queue.redis.lrange(queue.key("queue"), 0, -1), key=int) == [
+        str(i) for i in sorted([lost_queued.id, waiting.id, orphan.id])
+    ]
+    time.sleep(0.35)
+    assert reconciler.run_once() == []  # everything unfinished is in Redis now
+
+
+def test_a_stale_fencing_token_writes_nothing(store: Store, tiny_spec: Spec) -> None:
+    search = store.create_search(spec=tiny_spec())
+    stale = store.mark_running(search_id=search.id, worker_id="old")
+    fresh = store.mark_running(search_id=search.id, worker_id="new")
+    row = {"phase": "sample", "index": 0, "tokens": [0] * 40, "hash": "0" * 16, "reward": 0.5}
+    with pytest.raises(Conflict):
+        store.record_epoch(
+            search_id=search.id,
+            epoch=0,
+            metrics={},
+            architectures=[row],
+            checkpoint_uri="file:///old/ckpt-0.pt",
+            fencing_token=stale.fencing_token,
+        )
+    assert (
+        store.list_architectures(search_id=search.id)[0] == []
+        and store.list_epochs(search_id=search.id) == []
+    )
+    with pytest.raises(Conflict):
+        store.finish_search(search_id=search.id, status="failed", fencing_token=stale.fencing_token)
+    done = store.record_epoch(
+        search_id=search.id,
+        epoch=0,
+        metrics={},
+        architectures=[row],
+        checkpoint_uri="file:///new/ckpt-0.pt",
+        fencing_token=fresh.fencing_token,
+    )
+    assert (done.epoch, done.checkpoint_uri, done.lease_owner) == (0, "file:///new/ckpt-0.pt", "new")
