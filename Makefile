@@ -30,6 +30,21 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
 
+# CPU benchmarks (bench/README.md): demo sizes, the paper's sizes for one step, the service; one
+# JSON object per result line on stdout (BENCH_OUT=file also keeps them), a summary table last.
+# One torch thread per process: on a shared 2-core machine two threads thrash (see bench/RESULTS.md).
+BENCH_OUT ?= .enas/bench.jsonl
+BENCH_ARGS ?= --threads 1 --out $(BENCH_OUT)
+bench: install
+	mkdir -p $(dir $(BENCH_OUT)) && rm -f $(BENCH_OUT)
+	$(PY) -m bench.controller $(BENCH_ARGS)
+	$(PY) -m bench.shared_train --sizes demo $(BENCH_ARGS)
+	$(PY) -m bench.shared_train --sizes paper --spaces micro,macro --steps 1 --no-ray $(BENCH_ARGS)
+	$(PY) -m bench.static_child --sizes demo --archs 1 --compile-spaces micro --memory $(BENCH_ARGS)
+	$(PY) -m bench.static_child --sizes paper --memory-only --steps 2 $(BENCH_ARGS)
+	$(PY) -m bench.service --out $(BENCH_OUT)
+	$(PY) -m bench.summary $(BENCH_OUT)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy enas_core service

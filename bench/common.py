@@ -47,11 +47,12 @@ def cpu_model() -> str:
 def machine_info() -> dict[str, Any]:
     """CPU model, logical cores (and those this process may use), memory, Python, OS."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    total_kb = _meminfo_kb("MemTotal")
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
-        "memory_gib": round(_meminfo_kb("MemTotal") / 2**20, 1) if _meminfo_kb("MemTotal") else None,
+        "memory_gib": round(total_kb / 2**20, 1) if total_kb else None,
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
     }
@@ -277,7 +278,17 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: checks the script runs")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per figure (median reported)")
     parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return parser
+
+
+def apply_threads(threads: int) -> None:
+    """``torch.set_num_threads(threads)`` when positive. On a loaded 2-core machine two OpenMP
+    threads per process can make tiny ops (the controller's) ten times slower than one."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def csv_list(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from bench.common import base_parser, csv_list, guarded, set_output_file, stopwatch, summarize
+from bench.common import apply_threads, base_parser, csv_list, guarded, set_output_file, stopwatch, summarize
 from bench.workloads import SPACES, device_name, device_sync, plan_for
 
 BENCH = "controller"
@@ -115,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=200, help="architectures per sampling measurement")
     parser.add_argument("--update-batch", type=int, default=10)
     parser.add_argument("--update-calls", type=int, default=10)
+    parser.set_defaults(threads=1)  # as the controller actor runs (Ray: OMP_NUM_THREADS = num_cpus = 1)
     args = parser.parse_args(argv)
     set_output_file(args.out)
+    apply_threads(args.threads)
     repeats = 1 if args.smoke else args.repeats
     if args.smoke:
         args.batch_sizes, args.budget, args.update_calls = [1, 10], 10, 2

@@ -2,19 +2,19 @@
 # GPU benchmarks of issue 6 in one call on a CUDA machine (repository root; torch, numpy and
 # scikit-learn present; nothing installed, no network, no Ray, no database: enas_core directly).
 #
-#   OUT=/some/folder bash bench/gpu.sh        # default OUT: ./bench-out
+#   OUT=/some/folder bash bench/gpu.sh        # default OUT: .enas/bench-gpu
 #
 # Writes under $OUT: shared_train.jsonl, static_child.jsonl, controller.jsonl (one JSON object per
 # line, see bench/README.md), gpu.log (stderr, tracebacks), env.txt (nvidia-smi, torch), summary.txt
 # (also printed last). Each step has its own time limit so a slow compile cannot eat the others;
-# what a step printed before its limit stays in its file. Budget: about 8 minutes in all.
-# Environment: PYTHON (default python3), STEPS (shared-phase steps per measurement, default 40);
+# what a step printed before its limit stays in its file. Caps add up to 9 minutes.
+# Environment: PYTHON (default python3), STEPS (shared-phase steps per measurement, default 30);
 # for a dry run of this script without a GPU: DEVICE=cpu SIZES=smoke STEPS=2 COMPILE=no.
 set -uo pipefail
 
-OUT="${OUT:-bench-out}"
+OUT="${OUT:-.enas/bench-gpu}"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-40}"
+STEPS="${STEPS:-30}"
 DEVICE="${DEVICE:-cuda}"
 SIZES="${SIZES:-paper}"
 COMPILE="${COMPILE:-yes}"
@@ -43,16 +43,20 @@ step() {
   [ $rc -eq 0 ] || echo "== $name: exit $rc" | tee -a "$LOG"
 }
 
-# 1. The shared phase, in-process, paper configs (micro first: the target), then the speed options.
-step shared_train 150 bench.shared_train --device "$DEVICE" --no-ray --sizes "$SIZES" --steps "$STEPS" --repeats 3
-step shared_train 120 bench.shared_train --device "$DEVICE" --no-ray --sizes "$SIZES" --spaces micro \
+# 1. The shared phase, in-process, paper configs (micro first: the target), with the projection of
+#    the whole search; then the speed options on micro.
+step shared_train 100 bench.shared_train --device "$DEVICE" --no-ray --sizes "$SIZES" --steps "$STEPS" --repeats 3
+step shared_train 70 bench.shared_train --device "$DEVICE" --no-ray --sizes "$SIZES" --spaces micro \
   --variants bf16,cl,bf16-cl --steps "$STEPS" --repeats 3
 # 2. Static children of the same sampled architectures, eager and compiled, side by side with the
-#    shared model (one architecture per space: compiling takes a minute or two each); memory check.
-step static_child 240 bench.static_child --device "$DEVICE" --sizes "$SIZES" --spaces micro,macro,rnn --archs 1 \
-  --steps "$STEPS" --repeats 3 --compile "$COMPILE" --memory
-# 3. The controller: on the GPU and on this machine's CPU (where the actors run it).
-step controller 60 bench.controller --device "$DEVICE" --size paper --repeats 3
-step controller 60 bench.controller --device cpu --size paper --repeats 3
+#    shared model (one architecture each: compiling takes a minute or two); path-only memory.
+step static_child 150 bench.static_child --device "$DEVICE" --sizes "$SIZES" --spaces micro --archs 1 \
+  --steps "$STEPS" --repeats 3 --compile "$COMPILE"
+step static_child 120 bench.static_child --device "$DEVICE" --sizes "$SIZES" --spaces macro,rnn --archs 1 \
+  --steps "$STEPS" --repeats 3 --compile "$COMPILE"
+step static_child 50 bench.static_child --device "$DEVICE" --sizes "$SIZES" --memory-only --steps 10
+# 3. The controller: on the GPU, and on this machine's CPU (where the actors run it).
+step controller 25 bench.controller --device "$DEVICE" --size paper --repeats 3 --budget 100
+step controller 25 bench.controller --device cpu --size paper --repeats 3 --budget 100
 
 "$PY" -m bench.summary "$OUT"/*.jsonl | tee "$OUT/summary.txt"

@@ -19,6 +19,7 @@ Usage: ``python -m bench.shared_train [--spaces micro,macro,rnn] [--sizes paper,
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 
 from bench.common import (
+    apply_threads,
     base_parser,
     csv_list,
     guarded,
@@ -78,17 +80,54 @@ def memory_end(device: str, base: float | None) -> dict[str, Any]:
     return {"memory_kind": kind, "peak_mib": peak, "peak_above_base_mib": peak - (base or 0.0)}
 
 
-def epoch_projection(work: Workload, step_seconds: float) -> dict[str, Any]:
-    """Shared-phase seconds of one epoch over the real dataset at the measured step time."""
+def real_steps_per_epoch(work: Workload) -> int:
+    """Shared-phase steps of one epoch over the real dataset (CIFAR-10 45,000 images; PTB)."""
     child = work.plan.child
     if work.space == "rnn":
-        steps = PTB_TRAIN_WORDS // (child.batch_size * child.bptt)
-    else:
-        steps = CIFAR_TRAIN_IMAGES // child.batch_size
-    return {"real_steps_per_epoch": steps, "projected_shared_phase_s_per_epoch": steps * step_seconds}
+        return int(PTB_TRAIN_WORDS // (child.batch_size * child.bptt))
+    return int(CIFAR_TRAIN_IMAGES // child.batch_size)
 
 
-def measure_inprocess(work: Workload, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+def controller_step_seconds(work: Workload, repeats: int) -> dict[str, float]:
+    """Medians of one controller step's parts: sample archs_per_step, their rewards, one update."""
+    n = work.plan.controller_train.archs_per_step
+    sync = work.sync
+    parts: dict[str, list[float]] = {"sample": [], "rewards": [], "update": []}
+    for _ in range(repeats):
+        with stopwatch() as t:
+            drawn = work.sample(n)
+        parts["sample"].append(t[0])
+        with stopwatch(sync) as t:
+            rewards = work.shared.rewards(drawn)
+        parts["rewards"].append(t[0])
+        with stopwatch() as t:
+            work.controller.update(drawn, rewards)
+        parts["update"].append(t[0])
+    return {k: statistics.median(v) for k, v in parts.items()}
+
+
+def search_projection(work: Workload, step_s: float, ctrl: dict[str, float]) -> dict[str, Any]:
+    """The full search on this device at the measured speeds: epochs x (real shared phase +
+    controller phase) + derivation (derive.num_samples rewards); store writes not included."""
+    tc = work.plan.controller_train
+    shared_s = real_steps_per_epoch(work) * step_s
+    controller_s = tc.steps_per_epoch * (ctrl["sample"] + ctrl["rewards"] + ctrl["update"])
+    per_reward = ctrl["rewards"] / max(1, tc.archs_per_step)
+    derive_s = work.plan.derive_num_samples * per_reward
+    total = work.plan.epochs * (shared_s + controller_s) + derive_s
+    return {
+        "real_steps_per_epoch": real_steps_per_epoch(work),
+        "projected_shared_phase_s_per_epoch": shared_s,
+        "projected_controller_phase_s_per_epoch": controller_s,
+        "controller_step_s": ctrl,
+        "epochs": work.plan.epochs,
+        "projected_search_hours": total / 3600.0,
+    }
+
+
+def measure_inprocess(
+    work: Workload, steps: int, repeats: int, warmup: int, project: bool = False
+) -> dict[str, Any]:
     """Repeated shared phases of ``steps`` architectures; throughput, memory, projection."""
     warm_up(work, warmup)
     base = memory_begin(work.device)
@@ -111,8 +150,14 @@ def measure_inprocess(work: Workload, steps: int, repeats: int, warmup: int) -> 
             "ms_per_step": statistics.median(train_s) / steps * 1000.0,
         }
     )
-    if work.size == "paper":
-        numbers.update(epoch_projection(work, statistics.median(train_s) / steps))
+    if work.size == "paper" and project:
+        ctrl = controller_step_seconds(work, repeats)
+        numbers.update(search_projection(work, statistics.median(train_s) / steps, ctrl))
+    elif work.size == "paper":
+        numbers["real_steps_per_epoch"] = real_steps_per_epoch(work)
+        numbers["projected_shared_phase_s_per_epoch"] = (
+            real_steps_per_epoch(work) * numbers["ms_per_step"] / 1e3
+        )
     return numbers
 
 
@@ -126,7 +171,8 @@ def inprocess_one(args: Any, space: str, size: str, variant: str, repeats: int) 
     def measure() -> dict[str, Any]:
         work = prepare(space, size, args.device, variant=variant)
         config.update(work.config())
-        return measure_inprocess(work, steps, repeats, warmup)
+        project = args.projection == "yes" or (args.projection == "auto" and work.device != "cpu")
+        return measure_inprocess(work, steps, repeats, warmup, project)
 
     name = f"inprocess/{space}/{size}" + ("" if variant == "fp32" else f"/{variant}")
     guarded(BENCH, name, config, measure, device=device_name(args.device))
@@ -154,10 +200,7 @@ def _ray_init() -> None:
 
     if not ray.is_initialized():
         ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            object_store_memory=100 * 1024 * 1024,
+            num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024
         )
 
 
@@ -217,7 +260,8 @@ def measure_ray_vs_inprocess(space: str, size: str, repeats: int, config: dict[s
     torch.set_num_threads(threads)
     config.update(work.config(), actor_torch_threads=threads)
     try:
-        steps = int(ray.get(shared.steps_per_epoch.remote()))
+        got: Any = ray.get(shared.steps_per_epoch.remote())
+        steps = int(got)
         config["steps_per_epoch"] = steps
         _inprocess_epoch(work), _ray_epoch(run, controller, shared, steps)  # warm-up
         local: list[tuple[float, float]] = []
@@ -264,7 +308,7 @@ def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
             BENCH,
             f"ray_vs_inprocess/{space}/{size}",
             config,
-            lambda space=space, config=config: measure_ray_vs_inprocess(space, size, repeats, config),
+            functools.partial(measure_ray_vs_inprocess, space, size, repeats, config),
         )
 
 
@@ -273,6 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spaces", type=csv_list, default=list(SPACES))
     parser.add_argument("--sizes", type=csv_list, default=["demo", "paper"])
     parser.add_argument("--steps", type=int, default=None, help="architectures per shared phase measured")
+    parser.add_argument(
+        "--projection",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="full-search projection (auto: GPU)",
+    )
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 1 paper, 2 demo)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", type=csv_list, default=["fp32"], help="fp32, bf16, cl, bf16-cl")
@@ -283,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ray-spaces", type=csv_list, default=None, help="default: --spaces")
     args = parser.parse_args(argv)
     set_output_file(args.out)
+    apply_threads(args.threads)
     sizes = ["smoke"] if args.smoke else args.sizes
     repeats = 1 if args.smoke else args.repeats
     run_inprocess(args, sizes, repeats)

@@ -23,6 +23,7 @@ Usage: ``python -m bench.static_child [--spaces ...] [--sizes ...] [--device cud
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -35,6 +36,7 @@ from typing import Any
 import torch
 
 from bench.common import (
+    apply_threads,
     base_parser,
     csv_list,
     describe_error,
@@ -94,7 +96,7 @@ def time_arch(work: Workload, arch: list[int], made: dict[str, Any], steps: int)
     rates = {"shared": items / _shared_seconds(work, arch, steps)}
     for kind in ("eager", "compiled"):
         if kind in made:
-            rates[kind] = items / steps_seconds(made[kind].step, steps, work.sync)
+            rates[kind] = items / steps_seconds(made[kind].run, steps, work.sync)
     return rates
 
 
@@ -202,8 +204,8 @@ def probe(kind: str, space: str, size: str, device: str, steps: int) -> dict[str
         step_fn = None
     else:
         trainer = child_trainer(work, archs[0])
-        module, step_fn = trainer.child, trainer.step
-        work.shared = None  # type: ignore[assignment] - only the child stays
+        module, step_fn = trainer.child, trainer.run
+        work.shared = None  # type: ignore[assignment]  # only the child stays
         free()
     weights = sum(p.numel() * p.element_size() for p in module.parameters()) / 2**20
     base = _memory_base(device)
@@ -211,8 +213,7 @@ def probe(kind: str, space: str, size: str, device: str, steps: int) -> dict[str
         for arch in archs:
             work.shared.train([arch], 0)
     else:
-        for _ in range(steps):
-            step_fn()
+        step_fn(steps)
     peak = _memory_peak(device)
     return {
         "kind": kind,
@@ -257,7 +258,7 @@ def run_memory(args: Any, sizes: Sequence[str]) -> None:
                 BENCH,
                 f"memory/{space}/{size}",
                 config,
-                lambda space=space, size=size, steps=steps: memory_check(space, size, args.device, steps),
+                functools.partial(memory_check, space, size, args.device, steps),
                 device=device_name(args.device),
             )
 
@@ -281,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--probe", choices=("shared", "static"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     set_output_file(args.out)
+    apply_threads(args.threads)
     sizes = ["smoke"] if args.smoke else args.sizes
     if args.probe:
         size = sizes[0]

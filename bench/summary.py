@@ -20,6 +20,8 @@ HEADLINES = (
     ("phase_tokens_per_s", "phase tok/s"),
     ("peak_above_base_mib", "peak+MiB"),
     ("projected_shared_phase_s_per_epoch", "shared s/epoch"),
+    ("projected_controller_phase_s_per_epoch", "controller s/epoch"),
+    ("projected_search_hours", "search h"),
     ("shared_images_per_s", "shared img/s"),
     ("eager_images_per_s", "eager img/s"),
     ("compiled_images_per_s", "compiled img/s"),

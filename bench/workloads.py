@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.search import ControllerTrainer, SharedTrainerLike, make_shared_trainer
@@ -61,7 +60,7 @@ def resolved_spec(space: str, size: str, device: str = "cpu") -> dict[str, Any]:
     """
     child = dict(SMOKE_CHILD[space]) if size == "smoke" else {}
     dataset = DATASETS[size][space]
-    resources = {"device": device}
+    resources: dict[str, Any] = {"device": device}
     try:
         from service.spec import SearchSpec, resolve_spec
     except ImportError:  # the CUDA image has no pydantic: merge the preset by hand
@@ -70,9 +69,9 @@ def resolved_spec(space: str, size: str, device: str = "cpu") -> dict[str, Any]:
         spec["resources"].update(resources)
         spec.update(dataset=dataset, preset=PRESETS[size][space], name=None)
         return spec
-    request = SearchSpec(
-        preset=PRESETS[size][space], dataset=dataset, child=child or None, resources=resources
-    )  # type: ignore[arg-type]
+    request = SearchSpec.model_validate(
+        {"preset": PRESETS[size][space], "dataset": dataset, "child": child or None, "resources": resources}
+    )
     return resolve_spec(request)
 
 
@@ -89,6 +88,8 @@ def plan_for(space: str, size: str, device: str = "cpu", variant: str = "fp32") 
     """``workers.config.build_plan`` of the workload's resolved spec, with a `VARIANTS` entry
     applied to the child config (image spaces; raises TypeError where the core lacks the option)."""
     plan = build_plan(resolved_spec(space, size, device))
+    if device == "cpu":  # a paper preset asks Ray for a GPU (the spec keeps it positive)
+        plan = dataclasses.replace(plan, resources=dataclasses.replace(plan.resources, num_gpus=0.0))
     overrides = VARIANTS[variant]
     if overrides:
         if space == "rnn":
@@ -236,52 +237,52 @@ def static_child(work: Workload, tokens: Sequence[int]) -> nn.Module:
 
 
 class ImageChildTrainer:
-    """One SGD step per call on a static image child, the shared trainer's recipe: augmented
-    minibatch, cross-entropy (+ aux), L2 over the parameters, clipping, Nesterov SGD."""
+    """SGD steps on a static image child with the shared trainer's own recipe and parts: the
+    minibatches and augmentation of a run drawn at once and uploaded (``draw_augment``), applied on
+    the device (``apply_augment``), ``runtime.make_sgd`` (fused where possible), autocast and
+    channels_last per the config, ``image_trainer.sgd_step`` (loss + aux, path L2, clipping)."""
 
     def __init__(
         self, child: nn.Module, work: Workload, seed: int = 0, compile_mode: str | None = None
     ) -> None:
         from enas_core.data.base import BatchStream
+        from enas_core.runtime import make_sgd, memory_format
 
-        self.child, self.cfg, self.device = child, work.plan.child, torch.device(work.device)
+        self.child, self.cfg, self.device = (child, work.plan.child, torch.device(work.device))
         self.data = work.data.to(self.device)
-        self.params = [p for p in child.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(
-            self.params, lr=self.cfg.lr_max, momentum=self.cfg.momentum, nesterov=self.cfg.nesterov
+        self.optimizer = make_sgd(
+            child.parameters(), self.cfg.lr_max, self.cfg.momentum, self.cfg.nesterov, self.device
         )
         self.stream = BatchStream(len(self.data.train_y), self.cfg.batch_size, seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.bf16 = getattr(self.cfg, "precision", "fp32") == "bf16"
-        self.memory_format = torch.channels_last if getattr(self.cfg, "channels_last", False) else None
-        if self.memory_format is not None:
-            child.to(memory_format=self.memory_format)
+        self.memory_format = memory_format(getattr(self.cfg, "channels_last", False))
+        child.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         forward = getattr(child, "forward_aux", None) or (lambda x: (child(x), None))
         self.forward = maybe_compile(forward, compile_mode)
 
-    def step(self) -> None:
-        from enas_core.data.base import augment_batch
+    def run(self, steps: int) -> None:
+        """``steps`` SGD steps, each on the next minibatch."""
+        from enas_core.data.base import apply_augment, draw_augment
+        from enas_core.image_trainer import sgd_step
+        from enas_core.runtime import autocast, upload
 
-        idx = self.stream.next().to(self.device)
-        d = self.data
-        x = augment_batch(d.train_x[idx], self.generator, d.pad, d.flip, self.cfg.cutout)  # (B, C, H, W)
-        y = d.train_y[idx]
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits, aux = self.forward(x)
-        loss = F.cross_entropy(logits, y)
-        if aux is not None and self.cfg.aux_weight:
-            loss = loss + self.cfg.aux_weight * F.cross_entropy(aux, y)
-        loss.backward()
-        if self.cfg.l2:
-            for p in self.params:
-                if p.grad is not None:
-                    p.grad.add_(p.detach(), alpha=2.0 * self.cfg.l2)
-        if self.cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.optimizer.step()
+        d, c = self.data, self.cfg
+        idx = upload(self.stream.take(steps), self.device)  # (S, B)
+        draw = draw_augment(
+            self.generator, steps, idx.shape[1], (d.image_size, d.image_size), d.pad, d.flip, c.cutout
+        )
+        draw = draw.to(self.device, upload)
+        self.child.train()
+        for i in range(steps):
+            x = apply_augment(d.train_x[idx[i]], draw.row(i), d.pad, d.flip, c.cutout)
+            x = x.contiguous(memory_format=self.memory_format)  # (B, C, H, W)
+            self.optimizer.zero_grad(set_to_none=True)
+            with autocast(self.device, getattr(c, "precision", "fp32")):
+                out = self.forward(x)
+            sgd_step(self.child, self.optimizer, out, d.train_y[idx[i]], c.aux_weight, c.l2, c.grad_clip)
+
+    def step(self) -> None:
+        self.run(1)
 
 
 class LMChildTrainer:
@@ -293,7 +294,7 @@ class LMChildTrainer:
     ) -> None:
         from enas_core.lm import TokenStream
 
-        self.child, self.cfg, self.device = child, work.plan.child, torch.device(work.device)
+        self.child, self.cfg, self.device = (child, work.plan.child, torch.device(work.device))
         self.optimizer = torch.optim.SGD(child.parameters(), lr=self.cfg.lr_max)
         batched = work.data.batchify("train", self.cfg.batch_size, self.device)
         self.stream = TokenStream(batched, self.cfg.bptt)
@@ -318,6 +319,10 @@ class LMChildTrainer:
         self.optimizer.step()
         self.hidden = hidden.detach()
 
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
+
 
 def child_trainer(
     work: Workload, tokens: Sequence[int], compile_mode: str | None = None
@@ -337,15 +342,14 @@ def maybe_compile(fn: Callable[..., Any], compile_mode: str | None) -> Callable[
     return torch.compile(fn, mode=None if compile_mode == "default" else compile_mode)  # type: ignore[no-any-return]
 
 
-def steps_seconds(step: Callable[[], None], steps: int, sync: Callable[[], None] | None) -> float:
-    """Seconds for ``steps`` calls of ``step`` (device work included)."""
+def steps_seconds(run: Callable[[int], None], steps: int, sync: Callable[[], None] | None) -> float:
+    """Seconds for ``run(steps)`` (device work included)."""
     import time
 
     if sync is not None:
         sync()
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    run(steps)
     if sync is not None:
         sync()
     return time.perf_counter() - start

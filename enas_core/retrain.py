@@ -90,9 +90,10 @@ def _train_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     done, total = progress
+    set_progress = getattr(child, "set_drop_path_progress", None)
     for step in range(idx.shape[0]):
-        if hasattr(child, "set_drop_path_progress"):
-            child.set_drop_path_progress((done + step + 1) / total)
+        if set_progress is not None:
+            set_progress((done + step + 1) / total)
         x = apply_augment(data.train_x[idx[step]], draw.row(step), data.pad, data.flip, cfg.cutout)
         y = data.train_y[idx[step]]  # (B,)
         optimizer.zero_grad(set_to_none=True)

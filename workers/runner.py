@@ -24,16 +24,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import ray
-import redis
 from ray.actor import ActorHandle
 
-from enas_core.genotype import Genotype
-from enas_core.spaces import Space
 from service.errors import Conflict, EnasError
 from service.queue import FINISHED, JobQueue
 from service.records import DerivedRecord, SearchRecord
@@ -42,117 +38,19 @@ from service.store import Store
 from workers import tensorboard
 from workers.actors import ControllerView, SharedView, check_resources, create_actors, ensure_ray, kill_actors
 from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkpoint
-from workers.config import SearchPlan, build_plan
+from workers.config import build_plan
 from workers.epochs import architecture_rows, epoch_metrics
 from workers.failures import describe_error
 from workers.lease import LeaseKeeper, LeaseLost, retry_transient
 from workers.retrain import retrain_derived
+from workers.search_run import SearchCancelled, SearchFenced, SearchInterrupted, SearchRun
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 TRAIN_CHUNK = 64
 """Architectures per shared-training call: the granularity of cancel checks in the shared phase."""
 IN_FLIGHT = 2
 """Steps submitted ahead of the one being fetched (keeps both actors busy)."""
-CANCEL_POLL_S = 2.0
-"""How often a batch boundary also reads the database's cancel flag (Redis may have missed it)."""
-
-
-class SearchCancelled(Exception):
-    """A cancel was requested (API); the search ends ``cancelled``."""
-
-
-class SearchInterrupted(Exception):
-    """The worker is stopping; the search stays ``running`` and goes back on the queue."""
-
-
-class SearchFenced(Exception):
-    """The store refused a write: another worker claimed the search (newer fencing token)."""
-
-
-@dataclass
-class SearchRun:
-    """The state of one run, passed between the phases (the driver's side only)."""
-
-    search_id: int
-    store: Store
-    queue: JobQueue
-    plan: SearchPlan
-    space: Space
-    fencing_token: int
-    stop_event: threading.Event
-    settings: Settings | None = None
-    keeper: LeaseKeeper | None = None
-    record: SearchRecord | None = None
-    genotypes: dict[tuple[int, ...], tuple[dict[str, Any], str]] = field(default_factory=dict)
-    _cancel_polled_at: float = 0.0
-
-    def check_owner(self) -> None:
-        """Raise SearchInterrupted (worker stopping) or LeaseLost (another worker took over);
-        while the lease cannot be renewed (Redis unreachable) wait here until it can."""
-        if self.stop_event.is_set():
-            raise SearchInterrupted(f"search {self.search_id}: worker stopping")
-        if self.keeper is not None:
-            self.keeper.check()
-            self.keeper.wait_valid(self.stop_event)
-            self.keeper.check()
-            if self.stop_event.is_set():
-                raise SearchInterrupted(f"search {self.search_id}: worker stopping")
-
-    def check(self) -> None:
-        """`check_owner`, then raise SearchCancelled when a cancel was requested (Redis flag at
-        every batch boundary, the database's flag every CANCEL_POLL_S; either may be down)."""
-        self.check_owner()
-        try:
-            cancelled = self.queue.cancel_requested(self.search_id)
-        except redis.RedisError:
-            cancelled = False  # Redis down: the database flag below still stops it
-        if (
-            not cancelled
-            and self.store is not None
-            and time.monotonic() - self._cancel_polled_at > CANCEL_POLL_S
-        ):
-            self._cancel_polled_at = time.monotonic()
-            try:
-                cancelled = self.store.get_search(search_id=self.search_id).cancel_requested
-            except EnasError:
-                cancelled = False
-        if cancelled:
-            raise SearchCancelled(f"search {self.search_id}: cancel requested")
-
-    def write(self, what: str, call: Callable[[], T]) -> T:
-        """A store call retried with backoff while the database is unreachable.
-
-        Raises SearchFenced when the store answers Conflict (the search is someone else's now),
-        SearchInterrupted / LeaseLost when the worker stops or loses the lease meanwhile.
-        """
-        maximum = self.settings.retry_max_s if self.settings is not None else 30.0
-        try:
-            return retry_transient(
-                call,
-                what=f"search {self.search_id}: {what}",
-                check=self.check_owner,
-                maximum=maximum,
-                sleep=self.stop_event.wait,
-            )
-        except Conflict as e:
-            raise SearchFenced(str(e)) from e
-
-    def publish(self, event: dict[str, Any]) -> None:
-        """Publish an event for live followers; Redis being down only costs the event."""
-        try:
-            self.queue.publish(self.search_id, event)
-        except redis.RedisError as e:
-            logger.warning("search %s: %s event not published (%s)", self.search_id, event.get("type"), e)
-
-    def genotype(self, tokens: Sequence[int]) -> tuple[dict[str, Any], str]:
-        """``(genotype dict, hash)`` of ``tokens``, memoised for the run."""
-        key = tuple(tokens)
-        if key not in self.genotypes:
-            g = Genotype.of(self.space, key)
-            self.genotypes[key] = (g.to_dict(), g.hash())
-        return self.genotypes[key]
 
 
 def run_search(
@@ -184,6 +82,7 @@ def run_search(
             what=f"search {search_id}: claim",
             check=lambda: _raise_if_stopped(stop, search_id),
             maximum=settings.retry_max_s,
+            sleep=stop.wait,
         )
     except Conflict:
         return store.get_search(search_id=search_id)

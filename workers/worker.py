@@ -202,16 +202,23 @@ def handle_job(
             keeper=keeper,
         )
     except (SearchInterrupted, *TRANSIENT) as e:
-        if not isinstance(e, SearchInterrupted):
-            logger.warning("search %s: handling failed (%s); back on the queue", search_id, e)
-        else:
+        if isinstance(e, SearchInterrupted):
             logger.info("search %s: interrupted by worker shutdown; back on the queue", search_id)
+        else:
+            logger.warning("search %s: handling failed (%s); back on the queue", search_id, e)
+        keeper.release()  # first: a heartbeat would put the id back in the processing list
         with contextlib.suppress(redis.RedisError):
             queue.release(worker_id, search_id)
         if not isinstance(e, SearchInterrupted):
             raise
     finally:
         keeper.release()
+
+
+def _settle(queue: JobQueue, keeper: LeaseKeeper, worker_id: str, search_id: int) -> None:
+    """Done with a job: drop the lease (so no heartbeat re-registers the id), then ack it."""
+    keeper.release()
+    queue.ack(worker_id, search_id)
 
 
 def _run_leased(
@@ -229,11 +236,11 @@ def _run_leased(
         status = store.get_search(search_id=search_id).status
     except NotFound:
         logger.warning("search %s: not in the database; dropping the job", search_id)
-        queue.ack(worker_id, search_id)
+        _settle(queue, keeper, worker_id, search_id)
         return
     if status not in RUNNABLE_STATUSES:
         logger.info("search %s: already %s; skipping", search_id, status)
-        queue.ack(worker_id, search_id)
+        _settle(queue, keeper, worker_id, search_id)
         return
     logger.info("search %s: taken by %s", search_id, worker_id)
     final = run_search(
@@ -245,8 +252,11 @@ def _run_leased(
         stop_event=stop_event,
         keeper=keeper,
     )
-    queue.ack(worker_id, search_id)
-    logger.info("search %s: %s", search_id, final.status)
+    _settle(queue, keeper, worker_id, search_id)
+    if final.is_terminal:
+        logger.info("search %s: %s", search_id, final.status)
+    else:
+        logger.info("search %s: left to %s (it holds the search now)", search_id, final.lease_owner)
 
 
 def _migrate(settings: Settings, stop: threading.Event) -> None:

@@ -5,7 +5,7 @@ Plug-in points:
   float32 tensors (statistics from the TRAIN split only), a validation split carved from the
   training data, and the augmentation that is valid for it (`pad`, `flip`).
 * A language-model loader returns a `CorpusDataset` (`enas_core.data.ptb`, `kind == "text"`).
-* `enas_core.search.make_shared_trainer` dispatches on the SPACE name (micro/macro: image task,
+* `enas_core.registry.make_shared_trainer` dispatches on the SPACE name (micro/macro: image task,
   rnn: language-model task), never on the dataset type.
 
 All randomness goes through an explicit `torch.Generator` (CPU): minibatch indices

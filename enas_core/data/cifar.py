@@ -4,8 +4,9 @@ Layout: ``data_batch_1`` .. ``data_batch_5``, ``test_batch``, ``batches.meta``; 
 dict with ``data`` (uint8 ``(n, 3072)``, rows R then G then B planes of 32x32) and ``labels``
 (n ints in [0, 9]); keys may be byte strings (the original Python 2 pickles) or text.
 
-Splits: the five training batches are concatenated in order; the LAST ``num_valid`` (5,000) images
-are the validation split, the rest (45,000) the training split; ``test_batch`` is the test split.
+Splits: the five training batches are concatenated in order; the LAST ``num_valid`` (5,000, the
+last 10%) images are the validation split, the rest (45,000) the training split; ``test_batch`` is
+the test split.
 Standardisation: per-channel mean and standard deviation of the training split (pixels in [0, 1]),
 applied to every split. Augmentation is ``enas_core.data.base.augment_batch`` (batched tensor ops on
 the batch's device: pad-4 random crop, horizontal flip, optional cutout centred at a random pixel).
@@ -156,17 +157,26 @@ def standardise(images: Tensor, mean: Tensor, std: Tensor, chunk: int = 5000) ->
     return out
 
 
+def default_num_valid(num_images: int) -> int:
+    """The validation share of ``num_images`` training images: the last 10% (5,000 of CIFAR-10's
+    50,000), at least one."""
+    return max(1, num_images // 10)
+
+
 def image_dataset_from_arrays(
-    name: str, arrays: dict[str, np.ndarray], num_valid: int = 5000, num_classes: int = 10
+    name: str, arrays: dict[str, np.ndarray], num_valid: int | None = None, num_classes: int = 10
 ) -> ImageDataset:
-    """Split (the last ``num_valid`` training images are the validation split), standardise with the
-    training split's statistics, and wrap as an ``ImageDataset`` (pad-4 crop and flip augmentation).
+    """Split (the last ``num_valid`` training images are the validation split; None: the last
+    10%), standardise with the training split's statistics, and wrap as an ``ImageDataset``
+    (pad-4 crop and flip augmentation).
 
     Raises:
         DatasetError: ``num_valid`` leaves no training images.
     """
     train_x = torch.from_numpy(np.ascontiguousarray(arrays["train_x"]))  # (N, C, H, W) uint8
     train_y = torch.from_numpy(np.asarray(arrays["train_y"], dtype=np.int64))  # (N,)
+    if num_valid is None:
+        num_valid = default_num_valid(train_x.shape[0])
     n_train = train_x.shape[0] - num_valid
     if num_valid < 1 or n_train < 1:
         raise DatasetError(f"{name}: num_valid={num_valid} must be in [1, {train_x.shape[0] - 1}]")
@@ -190,8 +200,10 @@ def image_dataset_from_arrays(
     )
 
 
-def load_cifar10(data_dir: str | Path, num_valid: int = 5000) -> ImageDataset:
-    """CIFAR-10 from ``data_dir`` (``cifar-10-batches-py`` or its parent): 45k / 5k / 10k.
+def load_cifar10(data_dir: str | Path, num_valid: int | None = None) -> ImageDataset:
+    """CIFAR-10 from ``data_dir`` (``cifar-10-batches-py`` or its parent): 45k / 5k / 10k (the
+    validation split is the last ``num_valid`` training images, default the last 10%, so smaller
+    files in the same format, e.g. in tests, split the same way).
 
     Training augmentation is ``enas_core.data.base.augment_batch`` with the dataset's ``pad`` (4)
     and ``flip`` (True), plus the spec's ``cutout``.

@@ -88,8 +88,7 @@ def _live_after(arch: Sequence[MacroLayer], layer: int) -> set[int]:
     return live
 
 
-# ---------------------------------------------------------------------------------------------------
-# building blocks
+# --- building blocks -------------------------------------------------------------------------------
 
 
 def _conv(c_in: int, c_out: int, k: int, groups: int = 1) -> nn.Conv2d:
@@ -181,8 +180,7 @@ def _run_layers(
     return inp
 
 
-# ---------------------------------------------------------------------------------------------------
-# the shared (search) network
+# --- the shared (search) network ---------------------------------------------------------------------
 
 
 class SharedMacroNet(nn.Module):
@@ -254,8 +252,7 @@ class SharedMacroNet(nn.Module):
         return self.forward(x, tokens), None
 
 
-# ---------------------------------------------------------------------------------------------------
-# the standalone child
+# --- the standalone child ----------------------------------------------------------------------------
 
 
 class MacroChild(nn.Module):
@@ -370,8 +367,7 @@ class MacroChild(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-# ---------------------------------------------------------------------------------------------------
-# builders used by enas_core.search (duck-typed configs: ChildConfig / RetrainConfig, ImageDataset)
+# --- builders (enas_core.registry; duck-typed configs: ChildConfig / RetrainConfig, ImageDataset) ----
 
 
 def build_shared(space: Any, cfg: Any, data: Any) -> SharedMacroNet:

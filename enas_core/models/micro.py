@@ -262,7 +262,7 @@ class MicroChild(nn.Module):
         return count_parameters(self.net, exclude=None if include_aux else "aux.")
 
 
-# --- builders used by enas_core.search (duck-typed configs: ChildConfig / RetrainConfig) ------
+# --- builders (enas_core.registry; duck-typed configs: ChildConfig / RetrainConfig) ------------
 def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
     """The shared model for `space` from a ChildConfig-like `cfg` and an ImageDataset-like `data`."""
     return SharedMicroNet(

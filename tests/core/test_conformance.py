@@ -101,6 +101,25 @@ def test_logit_shaping_constants_per_preset() -> None:
     assert PRESETS["paper-cifar10-micro"]["controller"]["op_bias"] is True
 
 
+@pytest.mark.parametrize(
+    ("preset", "space", "steps"),
+    [
+        ("paper-cifar10-micro", "micro", 2 * 27),
+        ("paper-cifar10-macro", "macro", 2 * 12),
+        ("paper-ptb", "rnn", 2 * 12),
+    ],
+)
+def test_lstm_steps_per_architecture(preset: str, space: str, steps: int) -> None:
+    """micro: 27 steps per cell (2 anchors + 5 nodes x (2 indices + 2 ops + 1 anchor)), the
+    reduction cell continuing the normal cell's state; macro: op + skip step per layer; rnn:
+    anchor + activation step per node."""
+    c = _paper_controller(preset, space)
+    calls: list[int] = []
+    c.lstm.register_forward_hook(lambda *_: calls.append(1))
+    c.sample(3, torch.Generator().manual_seed(0))
+    assert len(calls) == steps
+
+
 def _step(c: Controller, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return c.lstm(x, state)  # type: ignore[no-any-return]
 
@@ -270,7 +289,12 @@ def test_published_micro_arc_parses_builds_and_counts() -> None:
     assert [cell.base.conv.out_channels for cell in net.cells] == [36] * 5 + [72] * 6 + [144] * 6
     reduction = net.cells[5]  # reduction cell: stride 2 on the cell inputs, identity -> FR
     assert isinstance(reduction.ops[2 * 3 + 1], FactorizedReduce)  # node 3 reads input 0 by identity
-    assert all(m.dw1.stride == (2, 2) for m in reduction.ops if isinstance(m, SepConv))
+    strides = {
+        (PUBLISHED_REDUCE[2 * i] < 2, op.dw1.stride)
+        for i, op in enumerate(reduction.ops)
+        if isinstance(op, SepConv)
+    }
+    assert strides == {(True, (2, 2)), (False, (1, 1))}  # stride 2 exactly on ops reading inputs 0/1
     assert isinstance(net.cells[6].calibrate.pp, ReLUFactorizedReduce)  # input from before the reduction
     assert isinstance(net.cells[0].calibrate.pp, ReLUConvBN)  # 3C -> C calibration 1x1s
     sep = next(m for m in net.modules() if isinstance(m, SepConv))

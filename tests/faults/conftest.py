@@ -39,8 +39,8 @@ FAST_SETTINGS = {
 FAULT_OVERRIDES: dict[str, Any] = {
     "epochs": 3,
     "seed": 3,
-    "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
-    "child": {"num_layers": 1, "channels": 4, "batch_size": 16, "steps_per_epoch": 12, "reward_batch": 16},
+    "controller": {"steps_per_epoch": 2, "archs_per_step": 4},
+    "child": {"num_layers": 1, "channels": 4, "batch_size": 16, "steps_per_epoch": 8, "reward_batch": 16},
     "derive": {"num_samples": 4, "top_k": 2},
     "retrain": {"enabled": False},
 }
@@ -125,8 +125,16 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
         proc.stop()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, *, procs: tuple[Proc, ...] = ()) -> Any:
-    """Poll ``condition`` until it returns a truthy value; fail naming ``what`` (with the logs)."""
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    *,
+    procs: tuple[Proc, ...] = (),
+    every: float = 0.2,
+) -> Any:
+    """Poll ``condition`` every ``every`` seconds until it returns a truthy value; fail naming
+    ``what`` (with the logs of ``procs``)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -135,7 +143,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, *, procs: 
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {p.log_path.name}\n{p.log()[-4000:]}" for p in procs)
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def search_rows(store: Store, search_id: int) -> list[tuple[Any, ...]]:

@@ -45,7 +45,7 @@ def test_embedded_redis_restart_mid_search(spawn: Spawn, tmp_path: Path) -> None
     store = Store(url)
     client = connect(Settings(home=home))
     try:
-        spec = fault_spec(epochs=5)
+        spec = fault_spec(epochs=6)
         search = store.create_search(spec=spec)
         JobQueue(client).push(search.id)
         worker = spawn("worker", "worker", "--worker-id", "w1", env={"ENAS_HOME": str(home)})
@@ -57,15 +57,17 @@ def test_embedded_redis_restart_mid_search(spawn: Spawn, tmp_path: Path) -> None
         server.close()
         wait_for(lambda: not socket_path(home).exists(), 30, "the server to exit")
         start_embedded(home)  # the same files: the queue, leases and processing lists are back
-        assert not store.get_search(search_id=search.id).is_terminal  # it restarted mid-search
 
-        wait_for(
-            lambda: store.get_search(search_id=search.id).is_terminal, 120, "the search", procs=(worker,)
-        )
+        done = lambda: store.get_search(search_id=search.id).is_terminal  # noqa: E731
+        wait_for(done, 120, "the search", procs=(worker,))
         assert_complete(store, search.id, spec)
-        wait_for(lambda: "heartbeat restored" in worker.log(), 30, "the heartbeat", procs=(worker,))
-        assert "heartbeat failed" in worker.log() and worker.popen.poll() is None
-        assert JobQueue(client).processing("w1") == []  # acked once Redis was back
+        finished = f"search {search.id}: succeeded"
+        wait_for(lambda: "heartbeat restored" in worker.log() and finished in worker.log(), 30, "the logs")
+        log = worker.log()
+        assert log.index("heartbeat failed") < log.index(finished)  # Redis went away mid-search
+        assert worker.popen.poll() is None
+        wait_for(lambda: JobQueue(client).processing("w1") == [], 30, "the job acked", procs=(worker,))
+        assert JobQueue(client).depth() == 0
     finally:
         client.close()
         store.dispose()

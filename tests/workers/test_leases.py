@@ -3,9 +3,11 @@ SQLite store and the embedded Redis (no Ray)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +15,11 @@ import redis
 
 from service.errors import Conflict, Unavailable
 from service.queue import JobQueue
+from service.settings import Settings
 from service.store import Store
 from workers.lease import Backoff, LeaseKeeper, LeaseLost, retry_transient
 from workers.reconciler import Reconciler
+from workers.worker import run_worker
 
 Spec = Callable[..., dict[str, Any]]
 
@@ -147,3 +151,40 @@ def test_a_stale_fencing_token_writes_nothing(store: Store, tiny_spec: Spec) -> 
         fencing_token=fresh.fencing_token,
     )
     assert (done.epoch, done.checkpoint_uri, done.lease_owner) == (0, "file:///new/ckpt-0.pt", "new")
+
+
+def _run_briefly(settings: Settings, seconds: float) -> tuple[list[int], threading.Thread]:
+    """Run a worker in a thread for ``seconds``, then stop it; returns (jobs handled, thread)."""
+    stop = threading.Event()
+    handled: list[int] = []
+    thread = threading.Thread(
+        target=lambda: handled.append(run_worker(settings, worker_id="lonely", stop_event=stop, poll_s=0.1))
+    )
+    thread.start()
+    time.sleep(seconds)
+    assert thread.is_alive()  # it waits for its dependencies; it does not die
+    stop.set()
+    thread.join(timeout=30)
+    return handled, thread
+
+
+def test_worker_migrates_a_fresh_database_and_waits_out_redis(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    settings = Settings(home=tmp_path, database_url=url, redis_url="redis://127.0.0.1:1/0", retry_max_s=0.2)
+    with caplog.at_level(logging.WARNING):
+        handled, thread = _run_briefly(settings, 2.0)
+    assert handled == [0] and not thread.is_alive()
+    assert Store(url).counts_by_status()["queued"] == 0  # the schema exists: the worker migrated it
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) >= 2 and "Connection refused" in retries[0]
+
+
+def test_worker_waits_for_an_unreachable_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    settings = Settings(home=tmp_path, database_url=url, redis_url="redis://127.0.0.1:1/0", retry_max_s=0.2)
+    with caplog.at_level(logging.WARNING):
+        handled, _ = _run_briefly(settings, 1.5)
+    assert handled == [0]  # stopped while still migrating, without ever taking a job
+    assert any("database migration failed" in r.getMessage() for r in caplog.records)

@@ -10,7 +10,6 @@ import pytest
 import ray
 
 from enas_core.genotype import Genotype
-from enas_core.spaces import get_space
 from service.store import Store
 from workers.config import build_plan
 from workers.retrain import retrain_derived
@@ -22,10 +21,11 @@ RETRAIN = {"epochs": 1, "top_k": 1, "num_layers": 1, "channels": 4, "batch_size"
 
 
 def _derived(store: Store, spec: dict[str, Any]) -> list[Any]:
-    """A running search with one derived architecture (all-zero micro tokens)."""
+    """A running search with one derived architecture (all tokens 0: valid in every micro space)."""
     search = store.create_search(spec=spec)
     store.mark_running(search_id=search.id)
-    g = Genotype.of(get_space("micro"), [0] * 40)
+    space = build_plan(spec).space()
+    g = Genotype.of(space, [0] * space.num_tokens)
     item = {"tokens": list(g.tokens), "hash": g.hash(), "genotype": g.to_dict(), "score": 0.5}
     return store.record_derived(search_id=search.id, items=[item], epoch=0)
 
@@ -55,7 +55,7 @@ def test_a_task_whose_process_dies_is_retried_and_the_death_recorded(
     )
 
     row = store.get_retrain(retrain_id=result["retrain_id"])
-    assert result["status"] == row.status == "succeeded" and row.test_score is not None
+    assert result["status"] == row.status == "succeeded" and row.test_score is not None, row.error
     assert row.metrics is not None and row.metrics["attempts"] == 2
     assert row.metrics["failures"] == [{"attempt": 1, "error": "the task's process died (Ray retried it)"}]
     again = retrain_derived(store, derived[0].search_id, plan, derived, lambda: None)  # idempotent
