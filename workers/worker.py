@@ -130,6 +130,7 @@ def _loop(
             _requeue_leftovers(queue, worker_id)
             search_id = queue.take(worker_id, timeout=poll_s)
             if search_id is None:
+                backoff.reset()  # Redis answers and nothing failed
                 if burst:
                     break
                 continue
