@@ -1,16 +1,19 @@
 """The job queue and the progress events of searches, on Redis.
 
-The database is the source of truth; the queue only carries search ids. Keys (``<p>`` is the
-prefix, ``enas`` by default):
+The database is the source of truth; the queue only carries job names. A job is either a search
+id (``"42"``: run, or resume, search 42) or ``"retrain:<retrain_id>"`` (retrain one architecture of
+a finished search, `push_retrain`); `take` returns an ``int`` for the first and the string for the
+second (`retrain_id_of`). Leases, processing lists, reaping and the reconciler treat both alike.
+Keys (``<p>`` is the prefix, ``enas`` by default):
 
 ==============================  ======  ==========================================================
-``<p>:queue``                   list    ids waiting; `push` LPUSHes, `take` moves from the right
+``<p>:queue``                   list    jobs waiting; `push` LPUSHes, `take` moves from the right
 ``<p>:processing:<worker_id>``  list    ids a worker took and has not acked (reliable-queue move)
 ``<p>:events:<search_id>``      pubsub  progress events (JSON) for live followers
 ``<p>:last:<search_id>``        string  the latest event (JSON), with a TTL, for late followers
 ``<p>:seq:<search_id>``         string  the event counter behind each event's ``seq``
 ``<p>:cancel:<search_id>``      string  set when a cancel was requested
-``<p>:lease:<search_id>``       string  the worker running the search (SET NX PX; heartbeat renews)
+``<p>:lease:<job>``             string  the worker running the job (SET NX PX; heartbeat renews)
 ``<p>:worker:<worker_id>``      string  a live worker (PX; heartbeat renews)
 ``<p>:workers``                 set     worker ids that may own a processing list (for the reaper)
 ``<p>:lock:<name>``             string  short-lived mutual exclusion (one reconcile pass at a time)
@@ -40,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 FINISHED = "finished"
 """Type of the last event of a run: ``{"type": "finished", "status": ..., "error": ...}``."""
+
+RETRAIN_PREFIX = "retrain:"
+"""Queue items ``retrain:<retrain_id>`` are retrain jobs; plain integers are search jobs."""
+
+Job = int | str
+"""A queue item: a search id (int) or a retrain job (``"retrain:<retrain_id>"``)."""
 
 DEFAULT_EVENT_TTL_S = 7 * 24 * 3600
 DEFAULT_CANCEL_TTL_S = 7 * 24 * 3600
@@ -129,8 +138,16 @@ class JobQueue:
         pipe.lpush(self.key("queue"), int(search_id))
         return int(pipe.execute()[1])
 
-    def take(self, worker_id: str, timeout: float = 1.0) -> int | None:
-        """Move the oldest queued id to ``worker_id``'s processing list and return it.
+    def push_retrain(self, retrain_id: int) -> int:
+        """Queue the retrain job of row ``retrain_id`` (after the row is committed); returns the depth.
+
+        Unlike `push` it leaves the search's cancel flag alone (the search itself is finished).
+        """
+        return int(self.redis.lpush(self.key("queue"), retrain_job(retrain_id)))
+
+    def take(self, worker_id: str, timeout: float = 1.0) -> Job | None:
+        """Move the oldest queued job to ``worker_id``'s processing list and return it: a search id
+        (int) or a retrain job (``"retrain:<id>"``).
 
         Blocks up to ``timeout`` seconds (``<= 0``: does not block). Returns None when nothing
         came. The id stays in the processing list until `ack`; a worker that dies leaves it there
@@ -144,28 +161,28 @@ class JobQueue:
         if raw is None:
             return None
         self.redis.sadd(self.key("workers"), worker_id)  # its processing list is found by `reap`
-        try:
-            return int(raw)
-        except ValueError:
+        job = parse_job(raw)
+        if job is None:
             logger.warning("dropping malformed queue item %r", raw)
             self.redis.lrem(target, 1, str(raw))
-            return None
+        return job
 
-    def ack(self, worker_id: str, search_id: int) -> bool:
-        """Remove ``search_id`` from ``worker_id``'s processing list; False when it was not there."""
-        return int(self.redis.lrem(self.key("processing", worker_id), 1, str(int(search_id)))) > 0
+    def ack(self, worker_id: str, search_id: Job) -> bool:
+        """Remove job ``search_id`` from ``worker_id``'s processing list; False when it was not there."""
+        return int(self.redis.lrem(self.key("processing", worker_id), 1, _item(search_id))) > 0
 
-    def release(self, worker_id: str, search_id: int) -> None:
+    def release(self, worker_id: str, search_id: Job) -> None:
         """Give a taken id back: move it from ``worker_id``'s processing list to the front of the
         queue (it is taken next), atomically. For a worker that stops before finishing a job."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.lrem(self.key("processing", worker_id), 1, str(int(search_id)))
-        pipe.rpush(self.key("queue"), int(search_id))
+        pipe.lrem(self.key("processing", worker_id), 1, _item(search_id))
+        pipe.rpush(self.key("queue"), _item(search_id))
         pipe.execute()
 
-    def processing(self, worker_id: str) -> list[int]:
-        """Ids ``worker_id`` took and has not acked, oldest last."""
-        return [int(x) for x in self.redis.lrange(self.key("processing", worker_id), 0, -1)]
+    def processing(self, worker_id: str) -> list[Job]:
+        """Jobs ``worker_id`` took and has not acked, oldest last."""
+        items = (parse_job(x) for x in self.redis.lrange(self.key("processing", worker_id), 0, -1))
+        return [job for job in items if job is not None]
 
     def depth(self) -> int:
         """How many ids wait in the queue."""
@@ -256,7 +273,7 @@ class JobQueue:
         """Ids of the workers that registered and were not forgotten yet (alive or not)."""
         return sorted(str(w) for w in self.redis.smembers(self.key("workers")))
 
-    def acquire_lease(self, search_id: int, worker_id: str, ttl_s: float) -> bool:
+    def acquire_lease(self, search_id: Job, worker_id: str, ttl_s: float) -> bool:
         """Claim the right to run ``search_id`` for ``ttl_s`` seconds (SET NX PX).
 
         True when ``worker_id`` holds the lease now (taken, or already its own: renewed);
@@ -265,31 +282,31 @@ class JobQueue:
         holder = self.redis.eval(_ACQUIRE, 1, self.key("lease", search_id), worker_id, _ms(ttl_s))
         return bool(holder == worker_id)
 
-    def renew_lease(self, search_id: int, worker_id: str, ttl_s: float) -> bool:
+    def renew_lease(self, search_id: Job, worker_id: str, ttl_s: float) -> bool:
         """Extend ``worker_id``'s lease on ``search_id``; False when another worker holds it now.
 
         After Redis lost its data (restart without persistence) the lease is taken again and the id
         put back in the worker's processing list, so the job is not re-enqueued under it.
         """
         keys = (self.key("lease", search_id), self.key("processing", worker_id))
-        return bool(self.redis.eval(_RENEW, 2, *keys, worker_id, _ms(ttl_s), int(search_id)))
+        return bool(self.redis.eval(_RENEW, 2, *keys, worker_id, _ms(ttl_s), _item(search_id)))
 
-    def release_lease(self, search_id: int, worker_id: str) -> bool:
+    def release_lease(self, search_id: Job, worker_id: str) -> bool:
         """Drop ``worker_id``'s lease on ``search_id``; False when it did not hold it."""
         return bool(self.redis.eval(_RELEASE, 1, self.key("lease", search_id), worker_id))
 
-    def lease_holder(self, search_id: int) -> str | None:
+    def lease_holder(self, search_id: Job) -> str | None:
         """The worker holding the lease on ``search_id``, or None."""
         holder = self.redis.get(self.key("lease", search_id))
         return None if holder is None else str(holder)
 
-    def reap(self) -> list[int]:
+    def reap(self) -> list[Job]:
         """Put the jobs of dead workers (liveness key expired) back at the front of the queue.
 
         Returns the ids moved. Safe to run from any number of processes at once (one script per
         worker, atomic on the server).
         """
-        moved: list[int] = []
+        moved: list[Job] = []
         for worker_id in self.workers():
             keys = (
                 self.key("processing", worker_id),
@@ -298,35 +315,65 @@ class JobQueue:
                 self.key("workers"),
             )
             ids = self.redis.eval(_REAP, 4, *keys, self.key("lease", ""), worker_id)
-            moved.extend(int(i) for i in ids)
+            moved.extend(job for job in map(parse_job, ids) if job is not None)
         if moved:
             logger.warning("reaped search(es) %s from dead workers: back on the queue", moved)
         return moved
 
-    def present(self) -> set[int]:
-        """Every id waiting in the queue or held in a processing list (for the reconciler)."""
+    def present(self) -> set[Job]:
+        """Every job waiting in the queue or held in a processing list (for the reconciler)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.lrange(self.key("queue"), 0, -1)
         for worker_id in self.workers():
             pipe.lrange(self.key("processing", worker_id), 0, -1)
-        return {int(x) for items in pipe.execute() for x in items if str(x).isdigit()}
+        jobs = (parse_job(x) for items in pipe.execute() for x in items)
+        return {job for job in jobs if job is not None}
 
-    def leased(self, search_ids: list[int]) -> set[int]:
+    def leased(self, search_ids: list[Job]) -> set[Job]:
         """Those of ``search_ids`` that a worker currently leases."""
         if not search_ids:
             return set()
         holders = self.redis.mget([self.key("lease", i) for i in search_ids])
         return {i for i, h in zip(search_ids, holders, strict=True) if h is not None}
 
-    def restore(self, search_id: int) -> None:
-        """Queue ``search_id`` again after Redis lost it (reconciler). Unlike `push`, keeps the
+    def restore(self, search_id: Job) -> None:
+        """Queue job ``search_id`` again after Redis lost it (reconciler). Unlike `push`, keeps the
         cancel flag: the run was never cancelled by this."""
-        self.redis.lpush(self.key("queue"), int(search_id))
+        self.redis.lpush(self.key("queue"), _item(search_id))
 
     def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take (or extend, when ``owner`` has it) the lock ``name`` for ``ttl_s`` seconds; False
         when someone else holds it. Never waits."""
         return bool(self.redis.eval(_ACQUIRE, 1, self.key("lock", name), owner, _ms(ttl_s)) == owner)
+
+
+def retrain_job(retrain_id: int) -> str:
+    """The queue item of a retrain job."""
+    return f"{RETRAIN_PREFIX}{int(retrain_id)}"
+
+
+def retrain_id_of(job: Job) -> int | None:
+    """The retrain id of a retrain job, None for a search job."""
+    if isinstance(job, str) and job.startswith(RETRAIN_PREFIX):
+        return int(job[len(RETRAIN_PREFIX) :])
+    return None
+
+
+def parse_job(raw: object) -> Job | None:
+    """A queue item as a job (search id int, or ``"retrain:<id>"``); None when malformed."""
+    text = str(raw)
+    if text.isdigit():
+        return int(text)
+    rest = text[len(RETRAIN_PREFIX) :]
+    if text.startswith(RETRAIN_PREFIX) and rest.isdigit():
+        return retrain_job(int(rest))
+    return None
+
+
+def _item(job: Job) -> str:
+    """The Redis list item of ``job`` (normalised, so LREM/LPOS match what was pushed)."""
+    retrain_id = retrain_id_of(job)
+    return str(int(job)) if retrain_id is None else retrain_job(retrain_id)
 
 
 def _ms(seconds: float) -> int:

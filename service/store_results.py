@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
-from service.models import Architecture, Derived, Retrain, utcnow
+from service.models import TERMINAL_STATUSES, Architecture, Derived, Retrain, Search, utcnow
 from service.records import ArchitectureRecord, DerivedRecord, RetrainRecord
 from service.store_core import ARCH_SLOT, StoreCore, architecture_rows, clean_json, finite, retrain_status
 
@@ -187,3 +187,15 @@ class ResultsStore(StoreCore):
             self._search_row(session, search_id)
             rows = session.scalars(select(Retrain).where(Retrain.search_id == search_id).order_by(Retrain.id))
             return [RetrainRecord.from_row(r) for r in rows]
+
+    def orphan_retrains(self) -> list[RetrainRecord]:
+        """``queued``/``running`` retrains of FINISHED searches, oldest first: the ones only a retrain
+        job (``POST /searches/{id}/retrain``) runs (a running search retrains its own rows)."""
+        query = (
+            select(Retrain)
+            .join(Search, Search.id == Retrain.search_id)
+            .where(Retrain.status.in_(("queued", "running")), Search.status.in_(TERMINAL_STATUSES))
+            .order_by(Retrain.id)
+        )
+        with self._session() as session:
+            return [RetrainRecord.from_row(r) for r in session.scalars(query)]

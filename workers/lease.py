@@ -22,7 +22,7 @@ from typing import TypeVar
 import redis
 
 from service.errors import Unavailable
-from service.queue import JobQueue
+from service.queue import Job, JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class LeaseKeeper:
         self.ttl_s = ttl_s
         self.interval_s = min(interval_s, ttl_s / 2)
         self.lost = threading.Event()
-        self._held: int | None = None
+        self._held: Job | None = None
         self._renewed_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -102,8 +102,8 @@ class LeaseKeeper:
         self._failing = False
 
     @property
-    def held(self) -> int | None:
-        """The search whose lease this worker holds, if any."""
+    def held(self) -> Job | None:
+        """The job (search id or retrain job) whose lease this worker holds, if any."""
         return self._held
 
     def start(self) -> None:
@@ -125,8 +125,8 @@ class LeaseKeeper:
         """Mark the worker alive now (before its first take). Raises redis errors."""
         self.queue.register_worker(self.worker_id, self.ttl_s)
 
-    def acquire(self, search_id: int) -> bool:
-        """Take the lease on ``search_id``; False when another worker holds it. Raises redis errors."""
+    def acquire(self, search_id: Job) -> bool:
+        """Take the lease on job ``search_id``; False when another worker holds it. Raises redis errors."""
         with self._lock:
             if not self.queue.acquire_lease(search_id, self.worker_id, self.ttl_s):
                 return False

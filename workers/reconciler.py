@@ -8,6 +8,8 @@
    flush, a failover) loses no job. A search must be seen missing twice, ``grace_s`` apart, before
    it is queued again: a worker whose Redis came back empty re-registers its running search within
    a heartbeat, and a search just created is pushed by the API a moment after its row.
+   Likewise every ``queued``/``running`` retrain of a finished search (`Store.orphan_retrains`)
+   whose job (``retrain:<id>``) is nowhere in Redis.
 
 Duplicated ids are harmless: a worker that takes one finds the lease held (another worker runs it)
 or the search finished, and drops it.
@@ -22,7 +24,7 @@ import time
 import redis
 
 from service.errors import Unavailable
-from service.queue import JobQueue
+from service.queue import Job, JobQueue, retrain_job
 from service.store import Store
 
 logger = logging.getLogger(__name__)
@@ -42,9 +44,9 @@ class Reconciler:
         self.grace_s = grace_s
         self.owner = owner
         self.lock_ttl_s = lock_ttl_s if lock_ttl_s is not None else 3 * grace_s
-        self._missing_since: dict[int, float] = {}
+        self._missing_since: dict[Job, float] = {}
 
-    def run_once(self) -> list[int]:
+    def run_once(self) -> list[Job]:
         """One pass; returns the ids queued again (reaped or restored).
 
         Raises Unavailable (database) or redis errors; the next pass starts afresh.
@@ -52,21 +54,24 @@ class Reconciler:
         moved = self.queue.reap()
         if not self.queue.try_lock("reconcile", self.owner, self.lock_ttl_s):
             return moved  # another worker reconciles (its suspects would restart here)
-        unfinished = self.store.unfinished_searches()
+        jobs = self._unfinished_jobs()
         present = self.queue.present()
-        ids = [r.id for r in unfinished if r.id not in present]
-        missing = set(ids) - self.queue.leased(ids)
+        absent = [job for job in jobs if job not in present]
+        missing = set(absent) - self.queue.leased(absent)
         now = time.monotonic()
-        self._missing_since = {i: self._missing_since.get(i, now) for i in missing}
-        for search_id in sorted(missing):
-            if now - self._missing_since[search_id] >= self.grace_s:
-                self.queue.restore(search_id)
-                del self._missing_since[search_id]
-                moved.append(search_id)
-                logger.warning(
-                    "search %s: unfinished in the database but not in Redis; queued again", search_id
-                )
+        self._missing_since = {j: self._missing_since.get(j, now) for j in missing}
+        for job in sorted(missing, key=str):
+            if now - self._missing_since[job] >= self.grace_s:
+                self.queue.restore(job)
+                del self._missing_since[job]
+                moved.append(job)
+                logger.warning("job %s: unfinished in the database but not in Redis; queued again", job)
         return moved
+
+    def _unfinished_jobs(self) -> list[Job]:
+        """The jobs the database says must be somewhere: unfinished searches, orphan retrains."""
+        searches: list[Job] = [r.id for r in self.store.unfinished_searches()]
+        return searches + [retrain_job(r.id) for r in self.store.orphan_retrains()]
 
 
 class Maintenance:

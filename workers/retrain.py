@@ -3,8 +3,9 @@
 `retrain_architecture` is the task body (plain function, runnable in-process): it marks its
 ``retrains`` row running (counting the attempt), trains the standalone child
 (`enas_core.search.retrain`), writes the curve so far after every epoch, and finishes the row with
-the test score, the parameter count, FLOPs and the curve. It stops early when the search's cancel
-flag is set in the database.
+the test score, the parameter count, FLOPs and the curve, plus the trained child's state_dict
+saved atomically as ``<artifact_dir>/<search_id>/retrain-<retrain_id>.pt`` (``artifact_uri``). It
+stops early when the search's cancel flag is set in the database.
 
 Failures are bounded and visible: an attempt that raises records its error on the row
 (``error``, ``metrics.failures``) and raises `RetrainAttemptFailed`, which Ray retries up to
@@ -13,7 +14,8 @@ retried by Ray too (the next attempt notes it); when Ray gives up, the driver fi
 ``failed`` with Ray's error. Results are idempotent: an attempt that finds its row already finished
 returns it without training, and finishing twice with the same status is a no-op in the store.
 `retrain_derived` is the driver's side: rows first (so they show as queued), all tasks submitted,
-their results gathered.
+their results gathered. `run_requested_retrain` is the worker's side of one retrain job
+(``POST /searches/{id}/retrain``): one task for one existing row.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import ray
 from service.errors import Conflict, EnasError
 from service.records import DerivedRecord, RetrainRecord
 from service.store import Store
+from workers.checkpoint import search_dir, state_bytes, write_atomic
 from workers.config import SearchPlan
 from workers.lease import retry_transient
 
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 WAIT_POLL_S = 1.0
 FINISH_RETRY_S = 300.0
 """How long a finished attempt keeps retrying to store its result while the database is down."""
+KEPT_METRICS = ("requested_epochs",)
+"""Metrics set when the row was requested; every attempt's metrics keep them."""
 
 
 class RetrainCancelled(Exception):
@@ -54,9 +59,12 @@ def retrain_architecture(
     plan: SearchPlan,
     tokens: list[int],
     max_retries: int = 0,
+    artifact_dir: str | None = None,
 ) -> dict[str, Any]:
     """Train one architecture from scratch and record the outcome on retrain ``retrain_id``.
 
+    With ``artifact_dir`` the trained weights are saved there (`save_retrained`) and the row's
+    ``artifact_uri`` names the file.
     Returns ``{"retrain_id", "architecture_id", "status", "test_score", "params", "error"}``.
     Raises RetrainAttemptFailed when this attempt failed and ``max_retries`` allows another.
     """
@@ -65,17 +73,16 @@ def retrain_architecture(
         row = store.get_retrain(retrain_id=retrain_id)
         if row.status not in ("queued", "running"):
             return summary_of(row)  # a retried task whose result is already stored
-        attempt, failures = _start_attempt(store, row)
+        base = _start_attempt(store, row)
+        attempt = int(base["attempts"])
         try:
-            outcome = _train(
-                store, search_id, retrain_id, plan, tokens, {"attempts": attempt, "failures": failures}
-            )
+            outcome = _train(store, search_id, retrain_id, plan, tokens, base, artifact_dir)
         except RetrainCancelled:
             return summary_of(_finish(store, retrain_id, "cancelled"))
         except Exception as e:  # noqa: BLE001 - recorded on the row
             logger.exception("retrain %s: attempt %d failed", retrain_id, attempt)
-            return _attempt_failed(store, retrain_id, attempt, failures, e, final=attempt > max_retries)
-        outcome["metrics"].update(attempts=attempt, failures=failures)
+            return _attempt_failed(store, retrain_id, base, e, final=attempt > max_retries)
+        outcome["metrics"].update(base)
         return summary_of(_finish(store, retrain_id, "succeeded", **outcome))
     finally:
         store.dispose()
@@ -93,34 +100,43 @@ def summary_of(row: RetrainRecord) -> dict[str, Any]:
     }
 
 
-def _start_attempt(store: Store, row: RetrainRecord) -> tuple[int, list[dict[str, Any]]]:
-    """Count this attempt on the row (status running); note a predecessor that died silently."""
+def retrain_uri(artifact_dir: str, search_id: int, retrain_id: int) -> str:
+    """Where the weights of retrain ``retrain_id`` live: ``<artifact_dir>/<search_id>/retrain-<id>.pt``."""
+    return f"{search_dir(artifact_dir, search_id)}/retrain-{int(retrain_id)}.pt"
+
+
+def save_retrained(artifact_dir: str, search_id: int, retrain_id: int, model: Any) -> str:
+    """Save ``model``'s state_dict (on the CPU) atomically; returns its URI (`enas_core.export.load_weights`
+    and the exported ``model.py``'s ``load_state_dict`` read it)."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    uri = retrain_uri(artifact_dir, search_id, retrain_id)
+    write_atomic(uri, state_bytes(state))
+    return uri
+
+
+def _start_attempt(store: Store, row: RetrainRecord) -> dict[str, Any]:
+    """Count this attempt on the row (status running); note a predecessor that died silently.
+
+    Returns the attempt's base metrics: ``attempts``, ``failures`` and the `KEPT_METRICS`."""
     metrics = dict(row.metrics or {})
+    kept = {k: metrics[k] for k in KEPT_METRICS if k in metrics}
     previous = int(metrics.get("attempts", 0))
     failures = list(metrics.get("failures", []))
     if previous and not any(f.get("attempt") == previous for f in failures):
         failures.append({"attempt": previous, "error": "the task's process died (Ray retried it)"})
-    attempt = previous + 1
+    base = {**kept, "attempts": previous + 1, "failures": failures}
     error = failures[-1]["error"] if failures else None
-    store.update_retrain(
-        retrain_id=row.id, status="running", metrics={"attempts": attempt, "failures": failures}, error=error
-    )
-    return attempt, failures
+    store.update_retrain(retrain_id=row.id, status="running", metrics=base, error=error)
+    return base
 
 
 def _attempt_failed(
-    store: Store,
-    retrain_id: int,
-    attempt: int,
-    failures: list[dict[str, Any]],
-    error: Exception,
-    *,
-    final: bool,
+    store: Store, retrain_id: int, base: dict[str, Any], error: Exception, *, final: bool
 ) -> dict[str, Any]:
     """Record a failed attempt; the last one finishes the row, others raise for a Ray retry."""
+    attempt = int(base["attempts"])
     message = f"{type(error).__name__}: {error}"[:2000]
-    failures = [*failures, {"attempt": attempt, "error": message}]
-    metrics = {"attempts": attempt, "failures": failures}
+    metrics = {**base, "failures": [*base["failures"], {"attempt": attempt, "error": message}]}
     if final:
         return summary_of(_finish(store, retrain_id, "failed", error=message, metrics=metrics))
     try:
@@ -152,8 +168,10 @@ def _train(
     plan: SearchPlan,
     tokens: list[int],
     attempts: dict[str, Any],
+    artifact_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Run `enas_core.search.retrain`; returns the `Store.finish_retrain` fields."""
+    """Run `enas_core.search.retrain` (and save the weights under ``artifact_dir``); returns the
+    `Store.finish_retrain` fields."""
     from enas_core.search import resolve_device, retrain
 
     curve: list[dict[str, Any]] = []
@@ -172,7 +190,10 @@ def _train(
 
     device = str(resolve_device(plan.resources.device))
     result = retrain(plan.space(), tokens, plan.retrain, plan.dataset.load(), plan.seed, device, on_epoch)
-    result.pop("model", None)  # the trained module stays here; exporting it is a later step
+    model = result.pop("model", None)
+    uri = None
+    if artifact_dir and model is not None:
+        uri = save_retrained(artifact_dir, search_id, retrain_id, model)
     metrics = {k: v for k, v in result.items() if isinstance(v, int | float | str | type(None))}
     metrics.update(curve=result.get("curve", curve), wall_seconds=time.perf_counter() - began, device=device)
     macs = result.get("macs")
@@ -181,6 +202,7 @@ def _train(
         "params": result.get("params"),
         "flops": 2 * int(macs) if macs is not None else None,  # one multiply-add = 2 FLOPs
         "metrics": metrics,
+        "artifact_uri": uri,
     }
 
 
@@ -197,6 +219,7 @@ def retrain_derived(
     *,
     max_retries: int = 0,
     task: Any = None,
+    artifact_dir: str | None = None,
 ) -> list[dict[str, Any]]:
     """Retrain each of ``derived`` as a Ray task with the search's resources; return the results.
 
@@ -204,10 +227,9 @@ def retrain_derived(
     again. Each task is retried up to ``max_retries`` times (process death or a failed attempt).
     ``check`` runs while waiting; when it raises, unfinished tasks are cancelled, their rows marked
     cancelled, and the error propagates. ``task`` replaces `retrain_task` (tests inject faults).
+    ``artifact_dir``: where the trained weights are saved (None: not saved).
     """
-    remote: Any = (task or retrain_task).options(
-        **plan.resources.ray_options(), max_retries=max_retries, retry_exceptions=[RetrainAttemptFailed]
-    )
+    remote = _remote(task, plan, max_retries)
     refs, results = [], []
     for d in derived:
         row = store.create_retrain(search_id=search_id, architecture_id=d.architecture_id)
@@ -215,7 +237,9 @@ def retrain_derived(
             results.append(summary_of(row))
             continue
         kwargs = {"store_url": store.url, "search_id": search_id, "retrain_id": row.id, "plan": plan}
-        ref = remote.remote(**kwargs, tokens=list(d.architecture.tokens), max_retries=max_retries)
+        ref = remote.remote(
+            **kwargs, tokens=list(d.architecture.tokens), max_retries=max_retries, artifact_dir=artifact_dir
+        )
         refs.append((row.id, ref))
     try:
         _wait_all([ref for _, ref in refs], check)
@@ -223,6 +247,46 @@ def retrain_derived(
         _abandon(store, refs)
         raise
     return results + [_result(store, retrain_id, ref) for retrain_id, ref in refs]
+
+
+def run_requested_retrain(
+    store: Store,
+    row: RetrainRecord,
+    plan: SearchPlan,
+    check: Callable[[], None],
+    *,
+    artifact_dir: str | None,
+    max_retries: int = 0,
+    task: Any = None,
+) -> dict[str, Any]:
+    """Run the existing retrain ``row`` (a retrain job) as one Ray task and return its summary.
+
+    ``check`` runs while waiting; when it raises, the task is cancelled (the row is left as it is:
+    the caller decides) and the error propagates. A task Ray gave up on finishes the row ``failed``.
+    """
+    tokens = list(store.get_architecture(architecture_id=row.architecture_id).tokens)
+    ref = _remote(task, plan, max_retries).remote(
+        store_url=store.url,
+        search_id=row.search_id,
+        retrain_id=row.id,
+        plan=plan,
+        tokens=tokens,
+        max_retries=max_retries,
+        artifact_dir=artifact_dir,
+    )
+    try:
+        _wait_all([ref], check)
+    except BaseException:
+        ray.cancel(ref, force=True)
+        raise
+    return _result(store, row.id, ref)
+
+
+def _remote(task: Any, plan: SearchPlan, max_retries: int) -> Any:
+    """`retrain_task` (or ``task``) with the search's resources and the retry options."""
+    return (task or retrain_task).options(
+        **plan.resources.ray_options(), max_retries=max_retries, retry_exceptions=[RetrainAttemptFailed]
+    )
 
 
 def _result(store: Store, retrain_id: int, ref: Any) -> dict[str, Any]:

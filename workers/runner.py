@@ -334,7 +334,16 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
         return
     chosen = list(derived)[: run.plan.retrain_top_k]
     retries = run.settings.retrain_max_retries if run.settings is not None else 0
-    results = retrain_derived(run.store, run.search_id, run.plan, chosen, run.check, max_retries=retries)
+    artifact_dir = str(run.settings.artifact_dir) if run.settings is not None else None
+    results = retrain_derived(
+        run.store,
+        run.search_id,
+        run.plan,
+        chosen,
+        run.check,
+        max_retries=retries,
+        artifact_dir=artifact_dir,
+    )
     run.publish({"type": "retrained", "items": results})
     if any(r["status"] == "cancelled" for r in results):
         raise SearchCancelled(f"search {run.search_id}: cancelled during retraining")

@@ -42,13 +42,13 @@ def test_embedded_defaults(start_stack) -> None:
     assert all(0.0 <= a["reward"] <= 1.0 for a in archs["items"])
     assert {a["epoch"] for a in archs["items"]} == {0, 1}
 
-    status = stack.enasctl("status", str(final["id"]), "--json")
+    status = stack.run("status", str(final["id"]), "--json")
     assert status.returncode == 0, status.stderr
     body = json.loads(status.stdout)
     assert body["search"]["status"] == "succeeded"
     assert body["derived"]["items"] and body["retrains"]["items"][0]["test_score"] is not None
 
-    listing = stack.enasctl("list", "--json")
+    listing = stack.run("list", "--json")
     assert listing.returncode == 0 and json.loads(listing.stdout)["items"][0]["id"] == final["id"]
 
 
@@ -57,12 +57,12 @@ def test_bad_spec_is_rejected_with_exit_2(start_stack, tmp_path) -> None:
     EnasClient(stack.url).wait_ready(timeout=120)
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps({"space": "micro", "dataset": "digits", "child": {"foo": 1}}))
-    result = stack.enasctl("submit", str(spec))
+    result = stack.run("submit", str(spec))
     assert result.returncode == 2
     assert "child.foo" in result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("space: [micro\n")
-    result = stack.enasctl("submit", str(broken))
+    result = stack.run("submit", str(broken))
     assert result.returncode == 2 and "broken.yaml" in result.stderr
 
 
