@@ -1,6 +1,10 @@
-"""The worker loop (``enasctl worker``): take a search id from the queue, lease it, run it, ack it.
+"""The worker loop (``enasctl worker``): take a job from the queue, lease it, run it, ack it.
 
-A worker handles one search at a time. At start it migrates the database (a worker started alone
+A job is a search id (run or resume the search) or ``retrain:<retrain_id>`` (retrain one
+architecture of a finished search: `workers.retrain_job`). A worker handles one job at a time, and
+every log line while it handles one carries the search id (`service.logging.bind_search`).
+
+At start it migrates the database (a worker started alone
 against a fresh database works), registers itself and starts two daemon threads: the heartbeat
 (`workers.lease.LeaseKeeper`: liveness key and lease renewal) and the maintenance pass
 (`workers.reconciler`: reaping dead workers' jobs, re-enqueueing searches Redis lost).
@@ -29,12 +33,14 @@ import redis
 
 from service import db
 from service.errors import NotFound
-from service.queue import JobQueue
+from service.logging import bind_search
+from service.queue import Job, JobQueue, retrain_id_of
 from service.redis_conn import connect
 from service.settings import Settings
 from service.store import Store
 from workers.lease import TRANSIENT, Backoff, LeaseKeeper, retry_transient
 from workers.reconciler import Maintenance, Reconciler
+from workers.retrain_job import run_retrain_job
 from workers.runner import SearchInterrupted, run_search
 
 logger = logging.getLogger(__name__)
@@ -128,14 +134,14 @@ def _loop(
         try:
             keeper.register()  # alive before the take, so the reaper leaves the taken id alone
             _requeue_leftovers(queue, worker_id)
-            search_id = queue.take(worker_id, timeout=poll_s)
-            if search_id is None:
+            job = queue.take(worker_id, timeout=poll_s)
+            if job is None:
                 backoff.reset()  # Redis answers and nothing failed
                 if burst:
                     break
                 continue
             handle_job(
-                search_id,
+                job,
                 store=store,
                 queue=queue,
                 settings=settings,
@@ -159,15 +165,15 @@ def _loop(
 
 
 def _requeue_leftovers(queue: JobQueue, worker_id: str) -> None:
-    """Ids in this worker's processing list that it is not running (a handling that crashed, or a
+    """Jobs in this worker's processing list that it is not running (a handling that crashed, or a
     previous life under the same id) go back to the front of the queue."""
-    for search_id in queue.processing(worker_id):
-        logger.warning("search %s: left in %s's processing list; back on the queue", search_id, worker_id)
-        queue.release(worker_id, search_id)
+    for job in queue.processing(worker_id):
+        logger.warning("job %s: left in %s's processing list; back on the queue", job, worker_id)
+        queue.release(worker_id, job)
 
 
 def handle_job(
-    search_id: int,
+    search_id: Job,
     *,
     store: Store,
     queue: JobQueue,
@@ -176,24 +182,59 @@ def handle_job(
     stop_event: threading.Event,
     keeper: LeaseKeeper | None = None,
 ) -> None:
-    """Lease, run and settle one taken job.
+    """Lease, run and settle one taken job: ``search_id`` is a search id or a retrain job.
 
     A job whose lease another worker holds (a duplicate id) is dropped: that worker runs it.
-    Finished searches (and unknown ids) are acked and skipped. An interrupted search is released
-    to the front of the queue. When the database or Redis fails while the job is settled, the
-    job goes back to the queue (or stays in the processing list for `_requeue_leftovers`) and the
-    error propagates to the loop's backoff.
+    Finished searches or retrains (and unknown ids) are acked and skipped. An interrupted job is
+    released to the front of the queue. When the database or Redis fails while the job is settled,
+    the job goes back to the queue (or stays in the processing list for `_requeue_leftovers`) and
+    the error propagates to the loop's backoff. Log lines carry the job's search id.
     """
     if keeper is None:
         keeper = LeaseKeeper(
             queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s
         )
+    with bind_search(_search_of(search_id, store)):
+        _handle_bound(
+            search_id,
+            store=store,
+            queue=queue,
+            settings=settings,
+            worker_id=worker_id,
+            stop_event=stop_event,
+            keeper=keeper,
+        )
+
+
+def _search_of(job: Job, store: Store) -> int | None:
+    """The search a job is about (a retrain job's row names it; None when the row is gone)."""
+    retrain_id = retrain_id_of(job)
+    if retrain_id is None:
+        return int(job)
+    try:
+        return store.get_retrain(retrain_id=retrain_id).search_id
+    except NotFound:
+        return None
+
+
+def _handle_bound(
+    search_id: Job,
+    *,
+    store: Store,
+    queue: JobQueue,
+    settings: Settings,
+    worker_id: str,
+    stop_event: threading.Event,
+    keeper: LeaseKeeper,
+) -> None:
+    """`handle_job`'s body, inside the search's log binding."""
     if not keeper.acquire(search_id):
-        logger.info("search %s: leased by %s; dropping this copy", search_id, queue.lease_holder(search_id))
+        logger.info("job %s: leased by %s; dropping this copy", search_id, queue.lease_holder(search_id))
         queue.ack(worker_id, search_id)
         return
+    run = _run_leased if retrain_id_of(search_id) is None else _run_retrain_leased
     try:
-        _run_leased(
+        run(
             search_id,
             store=store,
             queue=queue,
@@ -204,9 +245,9 @@ def handle_job(
         )
     except (SearchInterrupted, *TRANSIENT) as e:
         if isinstance(e, SearchInterrupted):
-            logger.info("search %s: interrupted by worker shutdown; back on the queue", search_id)
+            logger.info("job %s: interrupted by worker shutdown; back on the queue", search_id)
         else:
-            logger.warning("search %s: handling failed (%s); back on the queue", search_id, e)
+            logger.warning("job %s: handling failed (%s); back on the queue", search_id, e)
         keeper.release()  # first: a heartbeat would put the id back in the processing list
         with contextlib.suppress(redis.RedisError):
             queue.release(worker_id, search_id)
@@ -216,14 +257,14 @@ def handle_job(
         keeper.release()
 
 
-def _settle(queue: JobQueue, keeper: LeaseKeeper, worker_id: str, search_id: int) -> None:
+def _settle(queue: JobQueue, keeper: LeaseKeeper, worker_id: str, search_id: Job) -> None:
     """Done with a job: drop the lease (so no heartbeat re-registers the id), then ack it."""
     keeper.release()
     queue.ack(worker_id, search_id)
 
 
 def _run_leased(
-    search_id: int,
+    search_id: Job,
     *,
     store: Store,
     queue: JobQueue,
@@ -233,6 +274,7 @@ def _run_leased(
     keeper: LeaseKeeper,
 ) -> None:
     """Run a search whose lease this worker holds, then ack it (finished, skipped or fenced out)."""
+    search_id = int(search_id)
     try:
         status = store.get_search(search_id=search_id).status
     except NotFound:
@@ -258,6 +300,41 @@ def _run_leased(
         logger.info("search %s: %s", search_id, final.status)
     else:
         logger.info("search %s: left to %s (it holds the search now)", search_id, final.lease_owner)
+
+
+def _run_retrain_leased(
+    job: Job,
+    *,
+    store: Store,
+    queue: JobQueue,
+    settings: Settings,
+    worker_id: str,
+    stop_event: threading.Event,
+    keeper: LeaseKeeper,
+) -> None:
+    """Run a retrain job whose lease this worker holds, then ack it (finished, skipped or left).
+
+    A retrain whose search is queued or running again (resumed) is left queued: that search's own
+    run retrains it, or the reconciler queues the job again once the search finished.
+    """
+    retrain_id = retrain_id_of(job)
+    assert retrain_id is not None
+    try:
+        row = store.get_retrain(retrain_id=retrain_id)
+        search = store.get_search(search_id=row.search_id)
+    except NotFound:
+        logger.warning("retrain %s: not in the database; dropping the job", retrain_id)
+        _settle(queue, keeper, worker_id, job)
+        return
+    if row.status not in RUNNABLE_STATUSES or search.status in RUNNABLE_STATUSES:
+        logger.info("retrain %s: %s (search %s); skipping", retrain_id, row.status, search.status)
+        _settle(queue, keeper, worker_id, job)
+        return
+    logger.info("retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id, worker_id)
+    summary = run_retrain_job(store, row, search.spec, settings, stop_event=stop_event, keeper=keeper)
+    _settle(queue, keeper, worker_id, job)
+    if summary is not None:
+        logger.info("retrain %s: %s (test score %s)", retrain_id, summary["status"], summary["test_score"])
 
 
 def _migrate(settings: Settings, stop: threading.Event) -> None:
