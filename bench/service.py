@@ -62,10 +62,11 @@ def running_server(database_url: str | None) -> Iterator[str]:
     if database_url:
         env["ENAS_DATABASE_URL"] = database_url
     cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = (home / "server.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, server)
+        _wait_ready(url, server, home / "server.log")
         yield url
     finally:
         server.terminate()
@@ -73,14 +74,15 @@ def running_server(database_url: str | None) -> Iterator[str]:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
         handle.shutdown()
 
 
-def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            err = log.read_text(errors="replace")
             raise RuntimeError(f"the server exited ({server.returncode}): {err[-500:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:

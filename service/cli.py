@@ -301,10 +301,58 @@ def best(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> 
     print_best(console, result)
 
 
+RETRAIN_POLL_S = 2.0
+RETRAIN_OPEN = ("queued", "running")
+
+
 @app.command()
-def retrain(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+def retrain(
+    search_id: int,
+    architecture: Annotated[
+        list[int] | None, Opt("--architecture", "-a", help="This architecture of the search (repeatable).")
+    ] = None,
+    top_k: Annotated[int | None, Opt("--top-k", min=1, help="The best N derived architectures.")] = None,
+    epochs: Annotated[int | None, Opt(min=1, help="Retrain epochs (default: the spec's).")] = None,
+    watch_: Annotated[bool, Opt("--watch", help="Wait until the runs finish, then print them.")] = False,
+    server: ServerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrain architectures of a finished search from scratch (default: its best derived one) on a
+    worker; prints the retrain runs (test score, parameters, FLOPs). `enasctl retrains` lists them."""
+    if architecture and top_k is not None:
+        raise _usage("give --architecture or --top-k, not both")
+    with _client(server) as client:
+        try:
+            runs = client.retrain(
+                search_id, architecture_ids=architecture or None, top_k=top_k, epochs=epochs
+            )
+            if watch_:
+                runs = _wait_retrains(client, search_id, {r["id"] for r in runs["items"]})
+        except EnasClientError as e:
+            raise _fail(e) from e
+    if as_json:
+        _print_json(runs)
+    else:
+        print_retrains(console, search_id, runs["items"])
+    if watch_ and any(r["status"] != "succeeded" for r in runs["items"]):
+        raise typer.Exit(1)
+
+
+def _wait_retrains(client: EnasClient, search_id: int, ids: set[int]) -> dict[str, Any]:
+    """Poll the search's retrains until the runs ``ids`` have finished; returns those rows."""
+    with console.status(f"retraining {len(ids)} architecture(s) of search {search_id}"):
+        while True:
+            rows = [r for r in client.retrains(search_id)["items"] if r["id"] in ids]
+            if all(r["status"] not in RETRAIN_OPEN for r in rows):
+                return {"items": rows}
+            time.sleep(RETRAIN_POLL_S)
+
+
+@app.command()
+def retrains(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """The retraining runs of a search: its top derived architectures trained from scratch after
-    the search (the spec's retrain section), with test score, parameters and FLOPs."""
+    the search (the spec's retrain section) or by `enasctl retrain`, with test score, parameters and
+    FLOPs."""
     with _client(server) as client:
         try:
             runs = client.retrains(search_id)

@@ -126,6 +126,22 @@ class EnasClient:
         """GET /searches/{id}/retrains: ``{"items": [{"id", "architecture_id", "status", ...}]}``."""
         return self._json("GET", f"/searches/{search_id}/retrains")
 
+    def retrain(
+        self,
+        search_id: int,
+        *,
+        architecture_ids: list[int] | None = None,
+        top_k: int | None = None,
+        epochs: int | None = None,
+    ) -> JSON:
+        """POST /searches/{id}/retrain: retrain ``architecture_ids`` of a finished search, or its best
+        ``top_k`` derived architectures (neither: the best one), optionally for ``epochs``.
+        Returns ``{"items": [retrain rows]}`` (202; 409 while the search is queued or running)."""
+        body = {"architecture_ids": architecture_ids, "top_k": top_k, "epochs": epochs}
+        return self._json(
+            "POST", f"/searches/{search_id}/retrain", json={k: v for k, v in body.items() if v is not None}
+        )
+
     def best(self, search_id: int) -> JSON:
         """The search's best architecture: the derived one ranked 1, else the sampled one with the
         best reward. Returns ``{"search_id", "source": "derived" | "best_reward", "rank", "score",

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from service.queue import FINISHED, JobQueue
+from service.queue import FINISHED, JobQueue, retrain_id_of
 from service.redis_conn import connect, socket_path, start_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +107,23 @@ def test_malformed_item_is_dropped(queue: JobQueue) -> None:
     queue.redis.lpush(queue.key("queue"), "not-an-id")
     assert queue.take("w", timeout=0) is None
     assert queue.processing("w") == []
+
+
+def test_retrain_jobs_share_the_queue(queue: JobQueue) -> None:
+    queue.push(3)
+    queue.push_retrain(8)
+    queue.redis.lpush(queue.key("queue"), "retrain:x")  # malformed: dropped
+    assert queue.take("w", timeout=0) == 3
+    assert queue.take("w", timeout=0) == "retrain:8" and retrain_id_of("retrain:8") == 8
+    assert queue.take("w", timeout=0) is None and queue.processing("w") == ["retrain:8", 3]
+    assert queue.present() == {3, "retrain:8"}
+    assert queue.acquire_lease("retrain:8", "w", 5) and queue.renew_lease("retrain:8", "w", 5)
+    assert queue.leased(["retrain:8", 3]) == {"retrain:8"}
+    assert queue.release_lease("retrain:8", "w")
+    queue.release("w", "retrain:8")
+    assert queue.ack("w", 3) and queue.processing("w") == [] and queue.depth() == 1
+    assert queue.take("w", timeout=0) == "retrain:8" and queue.ack("w", "retrain:8")
+    assert retrain_id_of(3) is None
 
 
 def test_publish_keeps_last_event_with_seq(queue: JobQueue) -> None:

@@ -9,9 +9,10 @@ import logging
 
 import redis
 
-from service.errors import Forbidden, Unavailable
+from service.api.schemas import RetrainRequest
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from service.queue import JobQueue
-from service.records import SearchRecord
+from service.records import RetrainRecord, SearchRecord
 from service.settings import Settings
 from service.spec import SearchSpec, check_data_dir, resolve_spec
 from service.store import Store
@@ -92,3 +93,65 @@ def resume_search(
             "a worker picks it up when Redis is back"
         ) from e
     return record
+
+
+def retrain_search(
+    *, store: Store, queue: JobQueue, search_id: int, request: RetrainRequest, owner: str, settings: Settings
+) -> list[RetrainRecord]:
+    """Create (or find) the retrain rows of the chosen architectures and queue a job for each queued one.
+
+    Allowed on a succeeded, failed or cancelled search. An architecture already queued, running or
+    retrained successfully keeps its row (returned as it is). Redis is checked first (503, nothing
+    changed); a push that still fails leaves the rows queued for the reconciler (503).
+    Raises NotFound (search, architecture), Conflict (search queued or running; no derived
+    architectures), InvalidInput (an architecture of another search), Forbidden, Unavailable.
+    """
+    search = store.get_search(search_id=search_id)
+    _check_owner(search, owner, settings)
+    if search.status in ("queued", "running"):
+        raise Conflict(f"search {search_id} is {search.status}: retrain it once it has finished")
+    architecture_ids = _chosen_architectures(store, search_id, request)
+    try:
+        queue.redis.ping()
+    except redis.RedisError as e:
+        raise Unavailable(f"Redis is unreachable ({e}); nothing was queued") from e
+    rows = [_retrain_row(store, search_id, a, request.epochs) for a in architecture_ids]
+    try:
+        for row in rows:
+            if row.status == "queued":
+                queue.push_retrain(row.id)
+    except redis.RedisError as e:
+        raise Unavailable(
+            f"the retrains of search {search_id} are queued but Redis failed ({e}); "
+            "a worker picks them up when Redis is back"
+        ) from e
+    return rows
+
+
+def _chosen_architectures(store: Store, search_id: int, request: RetrainRequest) -> list[int]:
+    """The architecture ids a retrain request names (checked to be the search's), in order."""
+    if request.architecture_ids is not None:
+        for architecture_id in request.architecture_ids:
+            owner = store.get_architecture(architecture_id=architecture_id).search_id  # NotFound: 404
+            if owner != search_id:
+                raise InvalidInput(
+                    f"architecture {architecture_id} belongs to search {owner}, not {search_id}",
+                    field="architecture_ids",
+                )
+        return list(dict.fromkeys(request.architecture_ids))
+    derived = store.list_derived(search_id=search_id)
+    if not derived:
+        raise Conflict(f"search {search_id} has no derived architectures: name them (architecture_ids)")
+    return [d.architecture_id for d in derived[: request.top_k or 1]]
+
+
+def _retrain_row(store: Store, search_id: int, architecture_id: int, epochs: int | None) -> RetrainRecord:
+    """The retrain row of one architecture (new and queued, or the existing one); a queued row that
+    no attempt started yet records the requested epochs (``metrics.requested_epochs``) for the worker."""
+    row = store.create_retrain(search_id=search_id, architecture_id=architecture_id)
+    if epochs is not None and row.status == "queued" and not row.metrics:
+        try:
+            row = store.update_retrain(retrain_id=row.id, metrics={"requested_epochs": epochs})
+        except (Conflict, NotFound):  # a worker got to it first
+            pass
+    return row

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
 
@@ -111,6 +111,23 @@ class RetrainPublic(BaseModel):
 
 class RetrainList(BaseModel):
     items: list[RetrainPublic]
+
+
+class RetrainRequest(BaseModel):
+    """Body of ``POST /searches/{id}/retrain``: which architectures (ids of the search, or the best
+    ``top_k`` derived ones; neither: the best derived one) and optionally the retrain epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture_ids: list[int] | None = Field(default=None, min_length=1, max_length=100)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> RetrainRequest:
+        if self.architecture_ids is not None and self.top_k is not None:
+            raise ValueError("give architecture_ids or top_k, not both")
+        return self
 
 
 def search_public(record: SearchRecord) -> dict[str, Any]:

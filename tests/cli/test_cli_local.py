@@ -25,7 +25,7 @@ def test_help_documents_the_exit_codes() -> None:
     assert "Exit codes: 0 ok; 1 failure" in text and "2 usage or bad input" in text
     assert "ENAS_SERVER" in text and "--install-completion" in text
     for command in ("submit", "list", "status", "watch", "cancel", "resume", "best", "export", "retrain",
-                    "spaces", "serve", "worker", "up", "db"):  # fmt: skip
+                    "retrains", "spaces", "serve", "worker", "up", "db"):  # fmt: skip
         assert f" {command} " in text, command
 
 

@@ -34,7 +34,7 @@ def test_read_commands_print_json(stack: CliStack, tiny: TinySearch) -> None:
     assert status["search"]["status"] == "succeeded" and status["derived"]["items"]
     assert stack.json("list")["items"][0]["id"] == tiny.id
     assert stack.json("list", "--status", "succeeded")["counts"]["succeeded"] >= 1
-    runs = stack.json("retrain", str(tiny.id))["items"]
+    runs = stack.json("retrains", str(tiny.id))["items"]
     assert runs and runs[0]["status"] == "succeeded" and runs[0]["test_score"] is not None
     lines = stack.run("watch", str(tiny.id), "--json")  # an ended search: one line, exit 0
     assert lines.returncode == 0 and json.loads(lines.stdout.splitlines()[-1])["status"] == "succeeded"

@@ -209,6 +209,57 @@ def test_cancel_and_resume(api: Api) -> None:
     assert api.http.post(f"/searches/{done}/resume").status_code == 409
 
 
+def _finished_search(api: Api, *, derived: bool = True) -> tuple[int, list[int]]:
+    """A succeeded search with two sampled architectures (derived in that order when asked)."""
+    sid = submit(api).json()["id"]
+    api.store.mark_running(search_id=sid)
+    record = api.store.record_epoch(search_id=sid, epoch=0, metrics={}, architectures=[arch(0, 0.5)])
+    ids = [record.best_architecture_id]
+    if derived:
+        rows = api.store.record_derived(
+            search_id=sid, items=[{**arch(1, None), "score": 0.9}, {**arch(2, None), "score": 0.8}]
+        )
+        ids = [d.architecture_id for d in rows]
+    api.store.finish_search(search_id=sid, status="succeeded")
+    return sid, ids
+
+
+def test_retrain_validates_and_queues_jobs(api: Api) -> None:
+    queued = submit(api).json()["id"]
+    busy = api.http.post(f"/searches/{queued}/retrain", json={})
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "conflict"
+    assert api.http.post("/searches/999999/retrain", json={}).status_code == 404
+    sid, (best, second) = _finished_search(api)
+    other, (foreign, _) = _finished_search(api)
+    unknown = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [999999]})
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "architecture_id"
+    wrong = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [foreign]})
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "architecture_ids"
+    both = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [best], "top_k": 1})
+    assert both.status_code == 422
+    assert api.http.post(f"/searches/{sid}/retrain", json={"top_k": 0}).status_code == 422
+    assert api.http.post(f"/searches/{sid}/retrain", json={"nope": 1}).status_code == 422
+    no_derived, _ = _finished_search(api, derived=False)
+    assert api.http.post(f"/searches/{no_derived}/retrain").status_code == 409
+    assert api.store.list_retrains(search_id=sid) == []  # nothing written by the refusals
+
+    depth = api.queue.depth()
+    default = api.http.post(f"/searches/{sid}/retrain")  # no body: the best derived architecture
+    assert default.status_code == 202
+    (row,) = default.json()["items"]
+    assert (row["architecture_id"], row["status"]) == (best, "queued")
+    top = api.http.post(f"/searches/{sid}/retrain", json={"top_k": 2, "epochs": 3}).json()["items"]
+    assert [r["architecture_id"] for r in top] == [best, second] and top[0]["id"] == row["id"]  # same row
+    assert all(r["metrics"] == {"requested_epochs": 3} for r in top)  # not started yet: both take it
+    assert api.queue.depth() == depth + 3  # one job per queued row and request (duplicates are harmless)
+    items = api.queue.redis.lrange(api.queue.key("queue"), 0, 2)
+    assert f"retrain:{top[1]['id']}" in items and f"retrain:{row['id']}" in items
+    api.store.finish_retrain(retrain_id=row["id"], status="succeeded", test_score=0.5)
+    again = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [best]}).json()["items"]
+    assert again[0]["status"] == "succeeded" and api.queue.depth() == depth + 3  # done: not queued again
+    assert other != sid
+
+
 def test_events_of_a_finished_search(api: Api) -> None:
     sid = submit(api).json()["id"]
     api.http.post(f"/searches/{sid}/cancel")

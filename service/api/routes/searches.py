@@ -15,6 +15,7 @@ from service.api.schemas import (
     DerivedList,
     EpochList,
     RetrainList,
+    RetrainRequest,
     SearchList,
     SearchPublic,
     architecture_public,
@@ -103,6 +104,30 @@ def list_epochs(search_id: int, store: StoreDep) -> dict[str, Any]:
 def list_derived(search_id: int, store: StoreDep) -> dict[str, Any]:
     """The derived architectures, best first."""
     return {"items": [derived_public(r) for r in store.list_derived(search_id=search_id)]}
+
+
+@router.post("/{search_id}/retrain", status_code=202, response_model=RetrainList)
+def retrain_search(
+    search_id: int,
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    request: RetrainRequest | None = None,
+) -> dict[str, Any]:
+    """Retrain chosen architectures (``architecture_ids``) or the best ``top_k`` derived ones
+    (default: the best one) of a finished search, optionally for ``epochs``; 202 with the rows
+    (queued for a worker; an architecture already retrained keeps its row). 409 while the search
+    is queued or running, 422 for an architecture of another search."""
+    rows = jobs.retrain_search(
+        store=store,
+        queue=queue,
+        search_id=search_id,
+        request=request or RetrainRequest(),
+        owner=owner,
+        settings=settings,
+    )
+    return {"items": [retrain_public(r) for r in rows]}
 
 
 @router.get("/{search_id}/retrains", response_model=RetrainList)
