@@ -241,7 +241,7 @@ def test_default_data_folder_is_checked_only_when_present(tmp_path: Path) -> Non
 
 
 def test_shared_real_copies_pass(tmp_path: Path) -> None:
-    ptb_mini = Path("/work/shared/data/ptb-mini")
+    ptb_mini = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptb-mini"
     if not ptb_mini.is_dir():
         pytest.skip("no shared ptb-mini copy on this machine")
     assert check_data_dir({"dataset": "ptb", "data_dir": str(ptb_mini)}, None) == ptb_mini
