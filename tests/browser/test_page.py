@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 SEARCH = {"space": "micro", "dataset": "digits", "epochs": 4, "seed": 0, "name": "browser-test",
           "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
+          "child": {"num_nodes": 3, "steps_per_epoch": 20},
           "derive": {"num_samples": 4, "top_k": 2}, "retrain": {"epochs": 2}}  # fmt: skip
 
 READ_STATE = """
@@ -101,7 +102,7 @@ def test_search_page_updates_live(start_stack: Any, browser: Any, screenshots: P
         30,
         "an architecture drawing",
     )
-    assert rects == 2 * (2 + 5 + 1)  # micro: two cells of 2 inputs, 5 nodes, 1 output
+    assert rects == 2 * (2 + 3 + 1)  # micro: two cells of 2 inputs, 3 nodes, 1 output
     tabs = browser.execute_script(
         "return [...document.querySelectorAll('#arch-tabs .tab')].map(t => t.textContent)"
     )
