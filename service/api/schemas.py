@@ -135,7 +135,8 @@ def search_public(record: SearchRecord) -> dict[str, Any]:
     base = f"/searches/{record.id}"
     links = {
         "self": base, "architectures": f"{base}/architectures", "epochs": f"{base}/epochs",
-        "derived": f"{base}/derived", "retrains": f"{base}/retrains", "events": f"{base}/events",
+        "derived": f"{base}/derived", "retrain": f"{base}/retrain", "retrains": f"{base}/retrains",
+        "events": f"{base}/events",
         "cancel": f"{base}/cancel", "resume": f"{base}/resume", "page": f"/ui/searches/{record.id}",
     }  # fmt: skip
     if record.best_architecture_id is not None:
