@@ -27,6 +27,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import FrameType
 
 import redis
@@ -50,6 +51,27 @@ RUNNABLE_STATUSES = ("queued", "running")
 
 class WorkerStopping(Exception):
     """The worker was asked to stop while waiting for a dependency."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What handling one job needs: the store, the queue, this worker and its lease keeper."""
+
+    store: Store
+    queue: JobQueue
+    settings: Settings
+    worker_id: str
+    stop_event: threading.Event
+    keeper: LeaseKeeper
+
+    def settle(self, job: Job) -> None:
+        """Done with a job: drop the lease (so no heartbeat re-registers the id), then ack it."""
+        self.keeper.release()
+        self.queue.ack(self.worker_id, job)
+
+
+def _new_keeper(queue: JobQueue, worker_id: str, settings: Settings) -> LeaseKeeper:
+    return LeaseKeeper(queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s)
 
 
 def default_worker_id() -> str:
@@ -90,9 +112,7 @@ def run_worker(
         store = Store(settings.db_url)
         client = connect(settings)
         queue = JobQueue(client, prefix=queue_prefix)
-        keeper = LeaseKeeper(
-            queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s
-        )
+        keeper = _new_keeper(queue, worker_id, settings)
         reconciler = Reconciler(
             store,
             queue,
@@ -106,7 +126,8 @@ def run_worker(
         try:
             keeper.start()
             maintenance.start()
-            handled = _loop(store, queue, settings, worker_id, stop, keeper, burst=burst, poll_s=poll_s)
+            context = JobContext(store, queue, settings, worker_id, stop, keeper)
+            handled = _loop(context, burst=burst, poll_s=poll_s)
         finally:
             maintenance.stop()
             keeper.stop()
@@ -116,18 +137,10 @@ def run_worker(
     return handled
 
 
-def _loop(
-    store: Store,
-    queue: JobQueue,
-    settings: Settings,
-    worker_id: str,
-    stop: threading.Event,
-    keeper: LeaseKeeper,
-    *,
-    burst: bool,
-    poll_s: float,
-) -> int:
-    """Take and handle jobs until ``stop``; dependency failures wait with backoff, never raise."""
+def _loop(context: JobContext, *, burst: bool, poll_s: float) -> int:
+    """Take and handle jobs until stopped; dependency failures wait with backoff, never raise."""
+    queue, worker_id, stop, keeper = context.queue, context.worker_id, context.stop_event, context.keeper
+    settings = context.settings
     handled = 0
     backoff = Backoff(maximum=settings.retry_max_s)
     while not stop.is_set():
@@ -140,15 +153,7 @@ def _loop(
                 if burst:
                     break
                 continue
-            handle_job(
-                job,
-                store=store,
-                queue=queue,
-                settings=settings,
-                worker_id=worker_id,
-                stop_event=stop,
-                keeper=keeper,
-            )
+            _handle(job, context)
             handled += 1
             backoff.reset()
         except TRANSIENT as e:
@@ -190,20 +195,14 @@ def handle_job(
     the job goes back to the queue (or stays in the processing list for `_requeue_leftovers`) and
     the error propagates to the loop's backoff. Log lines carry the job's search id.
     """
-    if keeper is None:
-        keeper = LeaseKeeper(
-            queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s
-        )
-    with bind_search(_search_of(search_id, store)):
-        _handle_bound(
-            search_id,
-            store=store,
-            queue=queue,
-            settings=settings,
-            worker_id=worker_id,
-            stop_event=stop_event,
-            keeper=keeper,
-        )
+    keeper = keeper or _new_keeper(queue, worker_id, settings)
+    _handle(search_id, JobContext(store, queue, settings, worker_id, stop_event, keeper))
+
+
+def _handle(job: Job, context: JobContext) -> None:
+    """`handle_job` with its context, inside the job's log binding."""
+    with bind_search(_search_of(job, context.store)):
+        _handle_bound(job, context)
 
 
 def _search_of(job: Job, store: Store) -> int | None:
@@ -217,32 +216,16 @@ def _search_of(job: Job, store: Store) -> int | None:
         return None
 
 
-def _handle_bound(
-    search_id: Job,
-    *,
-    store: Store,
-    queue: JobQueue,
-    settings: Settings,
-    worker_id: str,
-    stop_event: threading.Event,
-    keeper: LeaseKeeper,
-) -> None:
+def _handle_bound(search_id: Job, context: JobContext) -> None:
     """`handle_job`'s body, inside the search's log binding."""
+    queue, worker_id, keeper = context.queue, context.worker_id, context.keeper
     if not keeper.acquire(search_id):
         logger.info("job %s: leased by %s; dropping this copy", search_id, queue.lease_holder(search_id))
         queue.ack(worker_id, search_id)
         return
     run = _run_leased if retrain_id_of(search_id) is None else _run_retrain_leased
     try:
-        run(
-            search_id,
-            store=store,
-            queue=queue,
-            settings=settings,
-            worker_id=worker_id,
-            stop_event=stop_event,
-            keeper=keeper,
-        )
+        run(search_id, context)
     except (SearchInterrupted, *TRANSIENT) as e:
         if isinstance(e, SearchInterrupted):
             logger.info("job %s: interrupted by worker shutdown; back on the queue", search_id)
@@ -257,66 +240,44 @@ def _handle_bound(
         keeper.release()
 
 
-def _settle(queue: JobQueue, keeper: LeaseKeeper, worker_id: str, search_id: Job) -> None:
-    """Done with a job: drop the lease (so no heartbeat re-registers the id), then ack it."""
-    keeper.release()
-    queue.ack(worker_id, search_id)
-
-
-def _run_leased(
-    search_id: Job,
-    *,
-    store: Store,
-    queue: JobQueue,
-    settings: Settings,
-    worker_id: str,
-    stop_event: threading.Event,
-    keeper: LeaseKeeper,
-) -> None:
+def _run_leased(job: Job, context: JobContext) -> None:
     """Run a search whose lease this worker holds, then ack it (finished, skipped or fenced out)."""
-    search_id = int(search_id)
+    store, worker_id = context.store, context.worker_id
+    search_id = int(job)
     try:
         status = store.get_search(search_id=search_id).status
     except NotFound:
         logger.warning("search %s: not in the database; dropping the job", search_id)
-        _settle(queue, keeper, worker_id, search_id)
+        context.settle(search_id)
         return
     if status not in RUNNABLE_STATUSES:
         logger.info("search %s: already %s; skipping", search_id, status)
-        _settle(queue, keeper, worker_id, search_id)
+        context.settle(search_id)
         return
     logger.info("search %s: taken by %s", search_id, worker_id)
     final = run_search(
         search_id,
         store=store,
-        queue=queue,
-        settings=settings,
+        queue=context.queue,
+        settings=context.settings,
         worker_id=worker_id,
-        stop_event=stop_event,
-        keeper=keeper,
+        stop_event=context.stop_event,
+        keeper=context.keeper,
     )
-    _settle(queue, keeper, worker_id, search_id)
+    context.settle(search_id)
     if final.is_terminal:
         logger.info("search %s: %s", search_id, final.status)
     else:
         logger.info("search %s: left to %s (it holds the search now)", search_id, final.lease_owner)
 
 
-def _run_retrain_leased(
-    job: Job,
-    *,
-    store: Store,
-    queue: JobQueue,
-    settings: Settings,
-    worker_id: str,
-    stop_event: threading.Event,
-    keeper: LeaseKeeper,
-) -> None:
+def _run_retrain_leased(job: Job, context: JobContext) -> None:
     """Run a retrain job whose lease this worker holds, then ack it (finished, skipped or left).
 
     A retrain whose search is queued or running again (resumed) is left queued: that search's own
     run retrains it, or the reconciler queues the job again once the search finished.
     """
+    store = context.store
     retrain_id = retrain_id_of(job)
     assert retrain_id is not None
     try:
@@ -324,15 +285,17 @@ def _run_retrain_leased(
         search = store.get_search(search_id=row.search_id)
     except NotFound:
         logger.warning("retrain %s: not in the database; dropping the job", retrain_id)
-        _settle(queue, keeper, worker_id, job)
+        context.settle(job)
         return
     if row.status not in RUNNABLE_STATUSES or search.status in RUNNABLE_STATUSES:
         logger.info("retrain %s: %s (search %s); skipping", retrain_id, row.status, search.status)
-        _settle(queue, keeper, worker_id, job)
+        context.settle(job)
         return
-    logger.info("retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id, worker_id)
-    summary = run_retrain_job(store, row, search.spec, settings, stop_event=stop_event, keeper=keeper)
-    _settle(queue, keeper, worker_id, job)
+    logger.info("retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id,
+                context.worker_id)
+    summary = run_retrain_job(store, row, search.spec, context.settings, stop_event=context.stop_event,
+                              keeper=context.keeper)
+    context.settle(job)
     if summary is not None:
         logger.info("retrain %s: %s (test score %s)", retrain_id, summary["status"], summary["test_score"])
 
