@@ -8,7 +8,6 @@ so parallel runs never see each other's rows; tests truncate its tables before u
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from service.db import normalize_url, upgrade
 from service.store import Store
+from tests.stack import free_port
 
 POSTGRES_URL = os.environ.get("ENAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("retrains", "derived", "epochs", "architectures", "searches")
@@ -82,10 +83,20 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Api:
+    """A running API (a `ServerThread`) and what the tests need to reach behind it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=10)
+
+    @property
+    def store(self) -> Store:
+        return self.server.app.state.store
+
+    @property
+    def queue(self) -> Any:
+        return self.server.app.state.queue
 
 
 class ServerThread:

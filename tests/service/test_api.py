@@ -14,25 +14,11 @@ import redis
 
 from service.api.app import create_app
 from service.settings import Settings
-from service.store import Store
+from tests.service.conftest import Api
 
 SERVER_REDIS = "redis://127.0.0.1:6379/0"
 
 
-class Api:
-    """A running API and what the tests need to reach behind it."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=10)
-
-    @property
-    def store(self) -> Store:
-        return self.server.app.state.store
-
-    @property
-    def queue(self) -> Any:
-        return self.server.app.state.queue
 
 
 @pytest.fixture(scope="module")

@@ -19,25 +19,13 @@ from service.api.app import create_app
 from service.api.routes.events import sse_chunks
 from service.queue import JobQueue
 from service.settings import Settings
-from service.store import Store
+from tests.service.conftest import Api as BaseApi
 
 WEB = Path(__file__).resolve().parents[2] / "service" / "web"
 
 
-class Api:
-    """A running API and what the tests need to reach behind it."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=10)
-
-    @property
-    def store(self) -> Store:
-        return self.server.app.state.store
-
-    @property
-    def queue(self) -> JobQueue:
-        return self.server.app.state.queue
+class Api(BaseApi):
+    """The running API, plus a helper that makes searches in a given state."""
 
     def search(self, status: str = "queued") -> int:
         """A new search in ``status`` (queued, running or cancelled)."""
