@@ -13,7 +13,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 
 from service.spec import SearchSpec, resolve_spec
 from service.store import Store
+from tests.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_SETTINGS = {
@@ -49,12 +49,6 @@ FAULT_OVERRIDES: dict[str, Any] = {
 def fault_spec(**overrides: Any) -> dict[str, Any]:
     """The resolved tiny spec of the fault tests (demo-micro shrunk to a few seconds on CPU)."""
     return resolve_spec(SearchSpec(**{"space": "micro", **FAULT_OVERRIDES, **overrides}))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def session_pids(sid: int) -> list[int]:
