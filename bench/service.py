@@ -135,31 +135,60 @@ def measure_api(url: str, submits: int, statuses: int, repeats: int) -> tuple[di
 
 
 # --- open loop: a fixed schedule --------------------------------------------------------------------
-async def _open_loop(url: str, ids: Sequence[int], rate: float, duration: float) -> dict[str, Any]:
+# The load generator shares the 2 cores with the server, so it must be cheap: plain asyncio streams
+# speaking just enough HTTP/1.1 (keep-alive GETs, Content-Length bodies), about 0.1 ms of CPU a
+# request. httpx's async client spent several ms of CPU a request here, more than the server, and
+# so measured mostly itself (bench/RESULTS.md).
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One GET on a keep-alive connection; returns the status code (the body is read and dropped)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
+async def _open_loop(
+    url: str, ids: Sequence[int], rate: float, duration: float, connections: int = 64
+) -> dict[str, Any]:
+    """``GET /searches/{id}`` sent on a fixed schedule (``rate`` per second for ``duration`` s),
+    whether or not earlier ones have been answered; latency counts from the scheduled send time
+    (no coordinated omission). ``connections`` keep-alive connections are opened first."""
+    host, port = url.removeprefix("http://").split(":")
     count = int(rate * duration)
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await asyncio.open_connection(host, int(port)))
+    requests = [f"GET /searches/{i} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for i in ids]
     results: list[tuple[float, float, int]] = []  # (from schedule, from send, status)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
 
-        async def one(i: int, scheduled: float) -> None:
-            sent = time.perf_counter()
-            try:
-                code = (await client.get(f"/searches/{ids[i % len(ids)]}")).status_code
-            except httpx.HTTPError:
-                code = 0
-            done = time.perf_counter()
-            results.append((done - scheduled, done - sent, code))
+    async def one(i: int, scheduled: float) -> None:
+        connection = await idle.get()
+        sent = time.perf_counter()
+        try:
+            code = await _get(*connection, requests[i % len(requests)])
+            idle.put_nowait(connection)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            code = 0  # that connection is dropped
+        done = time.perf_counter()
+        results.append((done - scheduled, done - sent, code))
 
-        start = time.perf_counter() + 0.05
-        tasks = []
-        for i in range(count):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(count):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not idle.empty():
+        idle.get_nowait()[1].close()
     ok = [r for r in results if r[2] == 200]
     return {
         "offered_rate": rate,
@@ -294,7 +323,10 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 def run_api_parts(args: Any, parts: Sequence[str], repeats: int) -> None:
     with running_server(args.database_url) as url:
         ids: list[int] = []
-        config = {"server": "enasctl serve (uvicorn, 1 process)", "database": args.database_url or "sqlite"}
+        config = {
+            "server": "enasctl serve (uvicorn + uvloop + httptools, 1 process)",
+            "database": args.database_url or "sqlite",
+        }
 
         def api() -> dict[str, Any]:
             numbers, new_ids = measure_api(url, args.submits, args.statuses, repeats)
@@ -304,7 +336,12 @@ def run_api_parts(args: Any, parts: Sequence[str], repeats: int) -> None:
         guarded(BENCH, "api", {**config, "submits": args.submits, "statuses": args.statuses}, api)
         if "open_loop" in parts:
             ids = ids or [1]
-            loop_config = {**config, "rate": args.rate, "duration_s": args.duration, "client": "httpx async"}
+            loop_config = {
+                **config,
+                "rate": args.rate,
+                "duration_s": args.duration,
+                "client": "asyncio streams, 64 keep-alive connections",
+            }
             guarded(
                 BENCH,
                 "open_loop",

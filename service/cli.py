@@ -487,7 +487,8 @@ def follow_search(client: EnasClient, search_id: int) -> dict[str, Any]:
         for search in client.follow(search_id):
             final = search
             total = search.get("total_epochs") or None
-            done = (search.get("epoch") + 1) if search.get("epoch") is not None else 0
+            epoch = search.get("epoch")
+            done = epoch + 1 if epoch is not None else 0
             fields: dict[str, Any] = {"state": search["status"], "epochs": total or "?"}
             new_epochs = [e for e in client.epochs(search_id)["items"] if e["epoch"] not in printed]
             for e in new_epochs:
@@ -564,7 +565,7 @@ def db_upgrade() -> None:
     from service.settings import get_settings
 
     settings = get_settings()
-    upgrade(settings.database_url)
+    upgrade(settings.db_url)
     console.print(f"database at {settings.database_url} is up to date")
 
 
@@ -589,7 +590,7 @@ def up(
     if not settings.redis_url:
         embedded, url = start_embedded(settings.home)
         env["ENAS_REDIS_URL"] = url
-    upgrade(settings.database_url)
+    upgrade(settings.db_url)
     exe = [sys.executable, "-m", "service.cli"]
     children = [subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)], env=env)]
     children += [subprocess.Popen([*exe, "worker", "--worker-id", f"{os.uname().nodename}-{os.getpid()}-{i}"],

@@ -2,7 +2,7 @@
 
 ``configure_logging(settings)`` sets up the root logger of a process (the API, a worker) once;
 ``bind_search(search_id)`` marks the lines logged inside it (this thread or task, and the threads
-it hands work to with a copied context) with ``search_id``; ``search_log_context`` is an HTTP
+it hands work to with a copied context) with ``search_id``; ``SearchLogContext`` is an ASGI
 middleware binding the id of ``/searches/{id}...`` requests. A line looks like::
 
     {"ts": "2026-01-02T03:04:05.678Z", "level": "INFO", "logger": "workers.runner",
@@ -134,9 +134,18 @@ def configure_logging(
     return handler
 
 
-async def search_log_context(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
-    """HTTP middleware: bind the search id of ``/searches/{id}...`` and ``/ui/searches/{id}``
-    requests while they are handled (``app.middleware("http")(search_log_context)``)."""
-    match = _SEARCH_PATH.match(request.url.path)
-    with bind_search(int(match.group(1)) if match else None):
-        return await call_next(request)
+class SearchLogContext:
+    """ASGI middleware: bind the search id of ``/searches/{id}...`` and ``/ui/searches/{id}``
+    requests while they are handled (``app.add_middleware(SearchLogContext)``).
+
+    Plain ASGI, not Starlette's ``BaseHTTPMiddleware``: that one runs each request through extra
+    tasks and memory streams, which cost more than a status request itself (bench/RESULTS.md).
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        match = _SEARCH_PATH.match(scope.get("path", "")) if scope["type"] in ("http", "websocket") else None
+        with bind_search(int(match.group(1)) if match else None):
+            await self.app(scope, receive, send)

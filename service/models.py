@@ -1,6 +1,7 @@
 """The tables (SQLAlchemy 2 typed models). Schema changes go through ``service/migrations``.
 
-Times are UTC. JSON columns use JSONB on PostgreSQL.
+Times are UTC. JSON columns use JSONB on PostgreSQL, but for the architectures' tokens and
+genotype (plain ``json``: see migration 0002).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Per-row JSON written in bulk and only ever read whole (migration 0002): PostgreSQL's ``json``
+# keeps the text as given, several times cheaper to insert than ``jsonb``.
+TextJSONType = JSON()
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -81,9 +85,9 @@ class Architecture(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     phase: Mapped[str] = mapped_column(String(8))
     index: Mapped[int] = mapped_column(Integer)
-    tokens: Mapped[list[int]] = mapped_column(JSONType)
-    genotype: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    hash: Mapped[str] = mapped_column(String(16), index=True)
+    tokens: Mapped[list[int]] = mapped_column(TextJSONType)
+    genotype: Mapped[dict[str, Any] | None] = mapped_column(TextJSONType)
+    hash: Mapped[str] = mapped_column(String(16))  # no index: nothing looks rows up by hash (0002)
     reward: Mapped[float | None] = mapped_column(Float)
     loss: Mapped[float | None] = mapped_column(Float)
     accuracy: Mapped[float | None] = mapped_column(Float)

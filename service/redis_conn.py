@@ -109,7 +109,7 @@ def start_embedded(home: Path | str) -> tuple[EmbeddedRedis, str]:
     with _home_lock(home):
         pid = _running_pid(home)
         started = pid is None
-        if started:
+        if pid is None:
             pid = _launch(home)
         if _attach(home, os.getpid()):
             atexit.register(_detach, home, os.getpid())

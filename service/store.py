@@ -30,7 +30,7 @@ from service.records import (
     as_utc,
 )
 from service.store_core import (
-    architecture_rows,
+    architecture_values,
     check_limit,
     clean_json,
     decode_cursor,
@@ -214,16 +214,16 @@ class Store(ResultsStore):
 
         ``epoch`` counts from 0 to ``total_epochs - 1``. Inserts the architectures (dicts with ``phase``
         ('train' or 'sample'), ``index``, ``tokens``, ``hash`` and optional ``genotype``, ``reward``,
-        ``loss``, ``accuracy``, ``entropy``, ``log_prob``) and the epoch's metrics; rows already stored
-        for the same (epoch, phase, index) or epoch are left as they are, so a replay is a no-op.
+        ``loss``, ``accuracy``, ``entropy``, ``log_prob``) and the epoch's metrics, unless the epoch is
+        recorded already: a replay (after a restart) leaves the stored rows as they are.
         Updates ``epoch`` (last finished), ``progress`` ((epoch + 1) / total), ``best_reward`` and
         ``best_architecture_id`` (best reward so far, train/sample phases), ``checkpoint_uri``.
         The returned record's ``cancel_requested`` tells the worker to stop.
         Raises NotFound, InvalidInput (bad epoch or rows), Conflict (finished search, stale fence).
         """
-        rows = architecture_rows(
-            search_id, epoch, architectures, phases=("train", "sample"), as_json_text=True
-        )
+        if not isinstance(architectures, list):
+            raise InvalidInput("architectures must be a list", field="architectures")
+        values = architecture_values(search_id, epoch, architectures, phases=("train", "sample"))  # lazy
         with self._session(write=True) as session:
             search = self._search_row(session, search_id, lock=True)
             if search.status in models.TERMINAL_STATUSES:
@@ -231,8 +231,11 @@ class Store(ResultsStore):
             self._check_fence(search, fencing_token)
             if not isinstance(epoch, int) or not 0 <= epoch < search.total_epochs:
                 raise InvalidInput(f"epoch must be between 0 and {search.total_epochs - 1}", field="epoch")
-            if rows:
-                insert_architectures(session, rows)  # bulk: executemany / COPY (bench/service.py)
+            recorded = session.scalar(
+                select(Epoch.id).where(Epoch.search_id == search_id, Epoch.epoch == epoch)
+            )
+            if recorded is None:  # a replayed epoch (after a restart) writes nothing twice
+                insert_architectures(session, values)  # bulk: executemany / COPY (bench/service.py)
             finished_at = utcnow()
             if duration_s is None and started_at is not None:
                 duration_s = (finished_at - as_utc(started_at)).total_seconds()  # type: ignore[operator]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -55,17 +56,27 @@ def clean_json(value: Any) -> Any:
 
 
 def json_text(value: Any) -> str:
-    """``value`` as the JSON text the JSON columns store (what ``json.dumps(clean_json(value))``
-    gives; None -> ``"null"``, as SQLAlchemy's JSON type stores it).
+    """``value`` as the JSON text the JSON columns store: what ``json.dumps(clean_json(value))``
+    gives, in compact form (no spaces); None -> ``"null"``, as SQLAlchemy's JSON type stores it.
 
-    Plain JSON data is serialised in one pass at C speed; anything else (NaN, infinities, numpy
-    scalars, non-JSON types) goes through `clean_json` first. One difference: dict keys True,
-    False and None become "true", "false", "null" here, not "True", "False", "None".
+    Serialised in one pass by orjson (about 10x ``json.dumps``), which writes NaN and infinities as
+    null, tuples as lists and numpy scalars as numbers, as `clean_json` does; anything it cannot
+    serialise (a 65-bit integer, a non-string key of an odd type) goes through `clean_json` first,
+    which raises InvalidInput for what JSON cannot hold. One difference: dict keys True, False and
+    None become "true", "false", "null" here, not "True", "False", "None".
     """
     try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(clean_json(value))
+        return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return orjson.dumps(clean_json(value), option=_ORJSON_OPTIONS).decode()
+
+
+_ORJSON_OPTIONS = (
+    orjson.OPT_SERIALIZE_NUMPY
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME  # not JSON types: `clean_json` rejects them
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def _int_list(tokens: Any, where: str) -> list[int]:
@@ -78,124 +89,122 @@ def _int_list(tokens: Any, where: str) -> list[int]:
     return [int(t) for t in tokens]
 
 
-def architecture_rows(
-    search_id: int,
-    epoch: int,
-    items: Sequence[dict[str, Any]],
-    *,
-    phases: Sequence[str],
-    as_json_text: bool = False,
-) -> list[dict[str, Any]]:
-    """Validate architecture dicts and turn them into rows of the ``architectures`` table.
+def _validated(position: int, item: Any, phases: Sequence[str]) -> tuple[Any, ...]:
+    """One architecture dict checked: ``(phase, index, hash, genotype, tokens, *floats)`` with the
+    floats of ``_ARCH_FLOATS`` (None for NaN and infinities). Raises InvalidInput naming the field."""
 
-    ``as_json_text``: ``tokens`` and ``genotype`` come out as JSON text (`json_text`), ready for
-    `insert_architectures`; a genotype dict given several times is serialised once.
-    """
-    rows: list[dict[str, Any]] = []
+    def bad(field: str, what: str) -> InvalidInput:
+        return InvalidInput(f"architectures[{position}]: {field} {what}", field=field)
+
+    if not isinstance(item, dict):
+        raise InvalidInput(f"architectures[{position}] must be a dict", field="architectures")
+    phase, index, digest = item.get("phase"), item.get("index"), item.get("hash")
+    genotype = item.get("genotype")
+    if phase not in phases:
+        raise bad("phase", f"must be one of {', '.join(phases)}")
+    if type(index) is not int or index < 0:  # bool is no index either
+        raise bad("index", "must be an integer >= 0")
+    if not isinstance(digest, str) or not 0 < len(digest) <= 16:
+        raise bad("hash", "must be a string of 1 to 16 characters")
+    if genotype is not None and not isinstance(genotype, dict):
+        raise bad("genotype", "must be a dict or None")
+    tokens = _int_list(item.get("tokens"), f"architectures[{position}]")
+    floats = []
+    for key in _ARCH_FLOATS:
+        try:
+            floats.append(finite(item.get(key)))
+        except (TypeError, ValueError) as e:
+            raise bad(key, "must be a number or None") from e
+    return (phase, index, digest, genotype, tokens, *floats)
+
+
+def architecture_rows(
+    search_id: int, epoch: int, items: Sequence[dict[str, Any]], *, phases: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Validate architecture dicts and turn them into rows (dicts) of the ``architectures`` table,
+    for the ORM (`architecture_values` is the bulk form)."""
     now = utcnow()
-    texts: dict[int, str] = {}  # id(genotype) -> its JSON text; the items keep the dicts alive
+    rows = []
     for position, item in enumerate(items):
-        where = f"architectures[{position}]"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where} must be a dict", field="architectures")
-        phase, index, digest = item.get("phase"), item.get("index"), item.get("hash")
-        if phase not in phases:
-            raise InvalidInput(f"{where}: phase must be one of {', '.join(phases)}", field="phase")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise InvalidInput(f"{where}: index must be an integer >= 0", field="index")
-        if not isinstance(digest, str) or not 0 < len(digest) <= 16:
-            raise InvalidInput(f"{where}: hash must be a string of 1 to 16 characters", field="hash")
-        genotype = item.get("genotype")
-        if genotype is not None and not isinstance(genotype, dict):
-            raise InvalidInput(f"{where}: genotype must be a dict or None", field="genotype")
-        tokens = _int_list(item.get("tokens"), where)
+        phase, index, digest, genotype, tokens, *floats = _validated(position, item, phases)
         row = {
             "search_id": search_id,
             "epoch": epoch,
             "phase": phase,
             "index": index,
-            "tokens": json.dumps(tokens) if as_json_text else tokens,
+            "tokens": tokens,
             "hash": digest,
-            "genotype": _genotype_value(genotype, texts) if as_json_text else _cleaned(genotype),
+            "genotype": None if genotype is None else clean_json(genotype),
             "created_at": now,
         }
-        for key in _ARCH_FLOATS:
-            try:
-                row[key] = finite(item.get(key))
-            except (TypeError, ValueError) as e:
-                raise InvalidInput(f"{where}: {key} must be a number or None", field=key) from e
+        row.update(zip(_ARCH_FLOATS, floats, strict=True))
         rows.append(row)
     return rows
 
 
-def _cleaned(genotype: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if genotype is None else clean_json(genotype)  # type: ignore[no-any-return]
-
-
-def _genotype_value(genotype: dict[str, Any] | None, texts: dict[int, str]) -> str:
-    if genotype is None:
-        return "null"
-    text = texts.get(id(genotype))
-    if text is None:
-        text = texts[id(genotype)] = json_text(genotype)
-    return text
-
-
-def insert_architectures(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT rows of `architecture_rows` (``as_json_text=True``) in the session's transaction;
-    a row whose (search_id, epoch, phase, index) is taken is skipped (ON CONFLICT DO NOTHING; the
-    first of duplicates within ``rows`` wins). Ids are assigned in the order of ``rows``.
-
-    SQLite: one ``executemany`` of plain tuples. PostgreSQL: COPY into a temporary table, then
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. Either way no per-row SQLAlchemy processing.
+def architecture_values(
+    search_id: int, epoch: int, items: Sequence[dict[str, Any]], *, phases: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """Validate architecture dicts and turn them into tuples of ARCH_COLUMNS for
+    `insert_architectures`, lazily (so on PostgreSQL the client validates and serialises while the
+    server stores the rows before). ``tokens`` and ``genotype`` come as JSON text (`json_text`; a
+    genotype dict given several times is serialised once). Of items with the same (phase, index)
+    the first is kept. Raises InvalidInput (while iterating) at the first bad item.
     """
-    if not rows:
-        return
+    now = utcnow()
+    texts: dict[int, str] = {}  # id(genotype) -> its JSON text; the items keep the dicts alive
+    seen: set[tuple[str, int]] = set()
+    for position, item in enumerate(items):
+        phase, index, digest, genotype, tokens, *floats = _validated(position, item, phases)
+        if (phase, index) in seen:
+            continue
+        seen.add((phase, index))
+        if genotype is None:
+            text = "null"
+        elif (text := texts.get(id(genotype))) is None:  # type: ignore[assignment]
+            text = texts[id(genotype)] = json_text(genotype)
+        yield (search_id, epoch, phase, index, json_text(tokens), text, digest, *floats, now)
+
+
+def insert_architectures(session: Session, values: Iterable[tuple[Any, ...]]) -> None:
+    """INSERT `architecture_values` in the session's transaction, ids in their order. The caller
+    makes sure none of their slots is stored yet (`Store.record_epoch` writes an epoch's rows once,
+    under the search's row lock). An error raised by ``values`` (InvalidInput) aborts the insert.
+
+    SQLite: one ``executemany`` of plain tuples. PostgreSQL: one binary COPY straight into the
+    table, fed as ``values`` yields. Either way no per-row SQLAlchemy processing.
+    """
     connection = session.connection()
     dialect = connection.dialect
-    created = models.Architecture.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    values = [tuple(row[c] for c in ARCH_COLUMNS) for row in rows]
-    if created is not None:  # SQLite stores datetimes as text in SQLAlchemy's format
-        values = [(*v[:-1], created(v[-1])) for v in values]
     if dialect.name == "sqlite":
-        connection.exec_driver_sql(_SQLITE_INSERT, values)
+        column = models.Architecture.__table__.c.created_at
+        created = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if created is not None:  # SQLAlchemy stores datetimes on SQLite as text in its own format
+            values = ((*v[:-1], created(v[-1])) for v in values)
+        rows = list(values)
+        if rows:
+            connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]
     elif dialect.name == "postgresql":
         try:
-            _copy_then_insert(connection.connection.driver_connection, values)
+            with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(_PG_COPY) as copy:
+                    copy.set_types(_PG_TYPES)
+                    for value in values:
+                        copy.write_row(value)
         except dialect.dbapi.Error as e:  # type: ignore[union-attr] # raw driver calls: wrap as SQLAlchemy would
-            raise DBAPIError.instance(_PG_INSERT, None, e, dialect.dbapi.Error) from e  # type: ignore[union-attr]
+            raise DBAPIError.instance(_PG_COPY, None, e, dialect.dbapi.Error) from e  # type: ignore[union-attr]
     else:
         raise Unavailable(f"unsupported database dialect {dialect.name!r}")
 
 
 _TABLE = models.Architecture.__tablename__
 _QUOTED = ", ".join(f'"{c}"' for c in ARCH_COLUMNS)
-_CONFLICT = 'ON CONFLICT ("search_id", "epoch", "phase", "index") DO NOTHING'
-_SQLITE_INSERT = (
-    f'INSERT INTO "{_TABLE}" ({_QUOTED}) VALUES ({", ".join("?" * len(ARCH_COLUMNS))}) {_CONFLICT}'
-)
-_PG_STAGE = "enas_architectures_in"
-_PG_CREATE_STAGE = (
-    f'CREATE TEMPORARY TABLE "{_PG_STAGE}" ("ord" integer, "search_id" bigint, "epoch" integer, '
-    '"phase" text, "index" integer, "tokens" jsonb, "genotype" jsonb, "hash" text, "reward" float8, '
-    '"loss" float8, "accuracy" float8, "entropy" float8, "log_prob" float8, "created_at" timestamptz) '
-    "ON COMMIT DROP"
-)
-_PG_INSERT = (
-    f'INSERT INTO "{_TABLE}" ({_QUOTED}) SELECT {_QUOTED} FROM "{_PG_STAGE}" ORDER BY "ord" {_CONFLICT}'
-)
-
-
-def _copy_then_insert(driver_connection: Any, values: Sequence[tuple[Any, ...]]) -> None:
-    """PostgreSQL (psycopg 3): COPY ``values`` into a temporary table, then one INSERT ... SELECT
-    ... ON CONFLICT DO NOTHING in their order; the table goes with the transaction either way."""
-    with driver_connection.cursor() as cursor:
-        cursor.execute(_PG_CREATE_STAGE)
-        with cursor.copy(f'COPY "{_PG_STAGE}" ("ord", {_QUOTED}) FROM STDIN') as copy:
-            for position, value in enumerate(values):
-                copy.write_row((position, *value))
-        cursor.execute(_PG_INSERT)
-        cursor.execute(f'DROP TABLE "{_PG_STAGE}"')  # a second call in the same transaction
+_SQLITE_INSERT = f'INSERT INTO "{_TABLE}" ({_QUOTED}) VALUES ({", ".join("?" * len(ARCH_COLUMNS))})'
+_PG_COPY = f'COPY "{_TABLE}" ({_QUOTED}) FROM STDIN (FORMAT BINARY)'
+# How psycopg sends ARCH_COLUMNS in the binary COPY. The two JSON columns go as "text": a ``json``
+# value's binary form is its text, which we already have (psycopg's "json" would serialise again).
+_PG_TYPES = ["int8", "int4", "text", "int4", "text", "text", "text",
+             "float8", "float8", "float8", "float8", "float8", "timestamptz"]  # fmt: skip
 
 
 def retrain_status(status: str, *, allowed: Sequence[str]) -> None:

@@ -62,6 +62,24 @@ class ControllerActor:
         (``loss``, ``baseline``, ``entropy``, ``reward_mean``, ``skip_penalty``, ``advantages``)."""
         return self.trainer.update(tokens_of(batch), [float(r) for r in rewards])
 
+    def train_policy(self, shared: ActorHandle, steps: int, archs_per_step: int) -> list[list[Any]]:
+        """The controller phase of one epoch in one call: ``steps`` x (sample ``archs_per_step``
+        -> their rewards from the ``shared`` actor -> one `update`). Returns ``[batch, rewards,
+        update]`` per step.
+
+        The rewards come straight from the shared actor (one actor-to-actor call per step), so the
+        driver makes one call per phase instead of three per step: on a small epoch those round
+        trips through the driver were most of Ray's overhead over the in-process loop
+        (bench/RESULTS.md). Same steps, same order of random draws as the in-process loop.
+        """
+        out: list[list[Any]] = []
+        for _ in range(steps):
+            batch = self.sample(archs_per_step)
+            got: list[float] = ray.get(shared.rewards.remote(batch["tokens"]))
+            rewards = [float(r) for r in got]
+            out.append([batch, rewards, self.update(batch, rewards)])
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """Policy, optimizer, baseline and sampler state (CPU tensors; for checkpoints)."""
         return self.trainer.state_dict()

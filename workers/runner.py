@@ -3,8 +3,9 @@
 Per epoch (ENAS_SPEC sections 2-3): the shared phase (the controller samples one architecture per
 minibatch, the shared model trains one minibatch on each), then the controller phase
 (``steps_per_epoch`` x: sample ``archs_per_step`` -> rewards on validation minibatches -> one
-REINFORCE update). Samples flow between the actors as object refs; the driver keeps at most two
-steps in flight and fetches each finished step's results, so it can stop at a batch boundary.
+REINFORCE update). In the shared phase the sample flows to the shared actor as an object ref and
+the driver keeps at most two chunks in flight, so it can stop at a batch boundary; the controller
+phase is one call on the controller actor, which asks the shared actor for each step's rewards.
 
 After each epoch the actors' states are saved as one checkpoint file (`workers.checkpoint`), then
 the epoch's rows and the checkpoint's URI are committed with one ``store.record_epoch``, and one
@@ -245,17 +246,14 @@ def shared_phase(
 
 
 def controller_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> list[list[Any]]:
-    """``steps_per_epoch`` x (sample ``archs_per_step`` -> rewards -> one update), the sample and
-    the rewards passed between the actors as ObjectRefs. Returns ``[batch, rewards, update]``
-    per step."""
+    """``steps_per_epoch`` x (sample ``archs_per_step`` -> rewards -> one update), run by the
+    controller actor in one call (`ControllerActor.train_policy`, asking the shared actor for the
+    rewards itself). A cancel or stop is seen before the phase and after it (the next batch
+    boundary), not between its steps. Returns ``[batch, rewards, update]`` per step."""
     ctrl = run.plan.controller_train
-
-    def step(_: int) -> list[Any]:
-        batch: Any = controller.sample.remote(ctrl.archs_per_step)
-        rewards = shared.rewards.remote(batch)
-        return [batch, rewards, controller.update.remote(batch, rewards)]
-
-    return _pipelined(step, ctrl.steps_per_epoch, run.check)
+    run.check()
+    ref: Any = controller.train_policy.remote(shared, ctrl.steps_per_epoch, ctrl.archs_per_step)
+    return list(ray.get(ref))
 
 
 def publish_epoch(

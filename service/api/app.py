@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import db
 from service.api.deps import connect_queue
 from service.api.handlers import error_body, install_error_handlers
 from service.api.routes import architectures, health, metrics, pages, searches, spaces
 from service.errors import Unavailable
-from service.logging import search_log_context
+from service.logging import SearchLogContext
 from service.settings import Settings, get_settings
 from service.store import Store
 
@@ -56,13 +57,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_close, app)
 
 
-async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        return JSONResponse(
-            error_body("too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"), status_code=413
-        )
-    return await call_next(request)
+class BodyLimit:
+    """ASGI middleware: 413 for a request whose Content-Length exceeds MAX_BODY_BYTES."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                body = error_body("too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+                await JSONResponse(body, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") -> FastAPI:
@@ -81,8 +89,8 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     app.state.store = app.state.redis = app.state.queue = None
     app.state.queue_lock = threading.Lock()
     install_error_handlers(app)
-    app.middleware("http")(_limit_body)
-    app.middleware("http")(search_log_context)
+    app.add_middleware(SearchLogContext)  # plain ASGI middlewares (see `SearchLogContext`)
+    app.add_middleware(BodyLimit)
     for module in (searches, architectures, spaces, health, metrics, pages):
         app.include_router(module.router)
     return app

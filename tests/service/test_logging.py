@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from service.logging import bind_search, configure_logging, current_search_id, search_log_context
+from service.logging import SearchLogContext, bind_search, configure_logging, current_search_id
 from service.settings import Settings
 
 
@@ -87,10 +87,8 @@ def test_text_format_and_bad_format() -> None:
 def test_middleware_binds_the_search_of_the_path(path: str, expected: int | None) -> None:
     seen: list[int | None] = []
 
-    async def call_next(request: Any) -> str:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen.append(current_search_id())
-        return "response"
 
-    request = type("Request", (), {"url": type("URL", (), {"path": path})()})()
-    assert asyncio.run(search_log_context(request, call_next)) == "response"
-    assert seen == [expected]
+    asyncio.run(SearchLogContext(app)({"type": "http", "path": path}, None, None))
+    assert seen == [expected] and current_search_id() is None

@@ -171,6 +171,30 @@ def test_record_epoch_and_idempotent_replay(store: Store) -> None:
         store.record_epoch(search_id=sid + 99, epoch=0, metrics={}, architectures=[])
 
 
+def test_a_bad_row_late_in_an_epoch_saves_nothing_of_it(store: Store) -> None:
+    """Rows are validated while they stream into the database: a bad one after 500 good ones
+    aborts the whole epoch, names the row, and leaves the connection usable."""
+    sid = new_search(store).id
+    store.mark_running(search_id=sid)
+    good = [arch("sample", i, reward=0.5) for i in range(500)]
+    for bad, field in [
+        ({"reward": "high"}, "reward"),
+        ({"tokens": [1, "x"]}, "tokens"),
+        ({"index": -1}, "index"),
+    ]:
+        with pytest.raises(InvalidInput) as e:
+            store.record_epoch(search_id=sid, epoch=0, metrics={}, architectures=[*good, {**good[0], **bad}])
+        assert e.value.field == field and "architectures[500]" in e.value.message
+    assert store.list_architectures(search_id=sid)[0] == [] and store.list_epochs(search_id=sid) == []
+    assert store.get_search(search_id=sid).epoch is None
+    record = store.record_epoch(search_id=sid, epoch=0, metrics={}, architectures=good)
+    assert record.epoch == 0 and len(store.list_architectures(search_id=sid, limit=1000)[0]) == 500
+    nan = {**arch("train", 0), "loss": float("nan"), "genotype": {"x": float("inf"), "t": (1, 2)}}
+    store.record_epoch(search_id=sid, epoch=1, metrics={}, architectures=[nan, {**nan, "loss": 3.0}])
+    (row,), _ = store.list_architectures(search_id=sid, epoch=1)
+    assert row.loss is None and row.genotype == {"x": None, "t": [1, 2]}  # first of a slot kept
+
+
 def test_bulk_insert_1000_and_reward_order_pagination(store: Store) -> None:
     sid = new_search(store).id
     store.mark_running(search_id=sid)

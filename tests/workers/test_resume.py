@@ -99,8 +99,8 @@ def test_interrupted_and_cancelled_searches_resume_exactly(
 
     interrupted = store.create_search(spec=spec)
     stop = threading.Event()
-    stopping = StopAfterChecks(queue, store, interrupted.id, stop, after=1)
-    with pytest.raises(SearchInterrupted):  # after epoch 1's shared phase and one controller step
+    stopping = StopAfterChecks(queue, store, interrupted.id, stop, after=0)
+    with pytest.raises(SearchInterrupted):  # after epoch 1's shared phase, before its controller phase
         run_search(interrupted.id, store=store, queue=stopping, settings=settings, stop_event=stop)
     paused = store.get_search(search_id=interrupted.id)
     assert (paused.status, paused.epoch) == ("running", 0)
