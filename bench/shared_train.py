@@ -20,10 +20,11 @@ Usage: ``python -m bench.shared_train [--spaces micro,macro,rnn] [--sizes paper,
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -55,6 +56,8 @@ from bench.workloads import (
 )
 
 BENCH = "shared_train"
+MIN_MEASURE_S = 3.0
+"""Ray vs in-process: the least time one measurement (a mean over whole epochs) lasts."""
 DEFAULT_STEPS = {"paper": 3, "demo": 20, "smoke": 2}
 
 
@@ -240,7 +243,9 @@ def _inprocess_epoch(work: Workload) -> tuple[float, float]:
     return float(result.metrics["shared_seconds"]), whole[0]
 
 
-def measure_ray_vs_inprocess(space: str, size: str, repeats: int, config: dict[str, Any]) -> dict[str, Any]:
+def measure_ray_vs_inprocess(
+    space: str, size: str, repeats: int, config: dict[str, Any], min_seconds: float = MIN_MEASURE_S
+) -> dict[str, Any]:
     """Alternate in-process and Ray epochs of equal work; medians and the Ray/in-process ratio."""
     import ray
 
@@ -264,15 +269,25 @@ def measure_ray_vs_inprocess(space: str, size: str, repeats: int, config: dict[s
         steps = int(got)
         config["steps_per_epoch"] = steps
         _inprocess_epoch(work), _ray_epoch(run, controller, shared, steps)  # warm-up
+        # Each measurement averages enough epochs to last ``min_seconds``: a single 0.5 s demo epoch
+        # varies by +-20% from one run to the next on this machine, more than the effect measured.
+        per_sample = max(1, math.ceil(min_seconds / _inprocess_epoch(work)[1]))
+        config["epochs_per_measurement"] = per_sample
         local: list[tuple[float, float]] = []
         remote: list[tuple[float, float]] = []
         for _ in range(repeats):
-            local.append(_inprocess_epoch(work))
-            remote.append(_ray_epoch(run, controller, shared, steps))
+            local.append(_mean_of(per_sample, lambda: _inprocess_epoch(work)))
+            remote.append(_mean_of(per_sample, lambda: _ray_epoch(run, controller, shared, steps)))
     finally:
         torch.set_num_threads(saved_threads)
         kill_actors(controller, shared)
     return _comparison(local, remote, steps * work.items_per_step, work.unit)
+
+
+def _mean_of(count: int, measure: Callable[[], tuple[float, float]]) -> tuple[float, float]:
+    """The mean (shared phase, whole epoch) seconds of ``count`` runs of ``measure``."""
+    runs = [measure() for _ in range(count)]
+    return statistics.fmean(p for p, _ in runs), statistics.fmean(w for _, w in runs)
 
 
 def _comparison(
@@ -297,6 +312,7 @@ def _comparison(
 
 
 def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
+    min_seconds = 0.0 if size == "smoke" else MIN_MEASURE_S
     for space in spaces:
         config: dict[str, Any] = {
             "path": "ray_vs_inprocess",
@@ -308,7 +324,7 @@ def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
             BENCH,
             f"ray_vs_inprocess/{space}/{size}",
             config,
-            functools.partial(measure_ray_vs_inprocess, space, size, repeats, config),
+            functools.partial(measure_ray_vs_inprocess, space, size, repeats, config, min_seconds),
         )
 
 
@@ -329,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-ray", action="store_true", help="skip the Ray comparison (no Ray on a GPU image)"
     )
+    parser.add_argument("--no-inprocess", action="store_true", help="only the Ray comparison")
     parser.add_argument("--ray-size", default="demo", choices=SIZES)
     parser.add_argument("--ray-spaces", type=csv_list, default=None, help="default: --spaces")
     args = parser.parse_args(argv)
@@ -336,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_threads(args.threads)
     sizes = ["smoke"] if args.smoke else args.sizes
     repeats = 1 if args.smoke else args.repeats
-    run_inprocess(args, sizes, repeats)
+    if not args.no_inprocess:
+        run_inprocess(args, sizes, repeats)
     if not args.no_ray and torch.device(args.device).type == "cpu":
         run_ray(args.ray_spaces or args.spaces, "smoke" if args.smoke else args.ray_size, repeats)
     return 0

@@ -59,8 +59,19 @@ class ControllerTrainer:
         """One Adam step of REINFORCE over the batch (log-probs recomputed from the tokens).
 
         Returns {"loss", "baseline", "entropy", "reward_mean", "skip_penalty", "advantages": [...]}.
+        The same as ``apply_update(forward(tokens), rewards)``.
         """
-        result = self.controller.evaluate(torch.tensor([list(t) for t in tokens], dtype=torch.long))
+        return self.apply_update(self.forward(tokens), rewards)
+
+    def forward(self, tokens: Sequence[Sequence[int]]) -> Any:
+        """The first half of `update`: the policy's teacher-forced pass over ``tokens`` (log-probs,
+        entropies, skip penalties, with their graph). It needs no reward, so a caller may run it
+        while the rewards are being computed elsewhere; draws no random numbers."""
+        return self.controller.evaluate(torch.tensor([list(t) for t in tokens], dtype=torch.long))
+
+    def apply_update(self, result: Any, rewards: Sequence[float]) -> dict[str, Any]:
+        """The second half of `update`: the REINFORCE loss of `forward`'s ``result`` with
+        ``rewards``, backward, one Adam step. ``result`` must come from the current weights."""
         rl = reinforce_loss(
             result.log_prob,
             result.entropy,

@@ -64,20 +64,24 @@ class ControllerActor:
 
     def train_policy(self, shared: ActorHandle, steps: int, archs_per_step: int) -> list[list[Any]]:
         """The controller phase of one epoch in one call: ``steps`` x (sample ``archs_per_step``
-        -> their rewards from the ``shared`` actor -> one `update`). Returns ``[batch, rewards,
-        update]`` per step.
+        -> their rewards from the ``shared`` actor -> one REINFORCE update). Returns ``[batch,
+        rewards, update]`` per step.
 
         The rewards come straight from the shared actor (one actor-to-actor call per step), so the
         driver makes one call per phase instead of three per step: on a small epoch those round
-        trips through the driver were most of Ray's overhead over the in-process loop
-        (bench/RESULTS.md). Same steps, same order of random draws as the in-process loop.
+        trips through the driver were most of Ray's overhead over the in-process loop. While the
+        shared actor computes the rewards, this actor runs the reward-free half of the update (the
+        policy's pass over the samples), so the two processes overlap. Same steps, same numbers,
+        same order of random draws as the in-process loop (bench/RESULTS.md, tests/workers).
         """
         out: list[list[Any]] = []
         for _ in range(steps):
             batch = self.sample(archs_per_step)
-            got: list[float] = ray.get(shared.rewards.remote(batch["tokens"]))
+            pending: Any = shared.rewards.remote(batch["tokens"])
+            forward = self.trainer.forward(batch["tokens"])
+            got: list[float] = ray.get(pending)
             rewards = [float(r) for r in got]
-            out.append([batch, rewards, self.update(batch, rewards)])
+            out.append([batch, rewards, self.trainer.apply_update(forward, rewards)])
         return out
 
     def state_dict(self) -> dict[str, Any]:
