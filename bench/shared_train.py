@@ -246,7 +246,11 @@ def _inprocess_epoch(work: Workload) -> tuple[float, float]:
 def measure_ray_vs_inprocess(
     space: str, size: str, repeats: int, config: dict[str, Any], min_seconds: float = MIN_MEASURE_S
 ) -> dict[str, Any]:
-    """Alternate in-process and Ray epochs of equal work; medians and the Ray/in-process ratio."""
+    """Alternate in-process and Ray epochs of equal work; medians and the Ray/in-process ratio.
+
+    Both sides start from the same seed and run the same epochs in lockstep, so the i-th
+    measurement of each trains and rewards the very same architectures (the controller samples
+    the same tokens: `tests/workers/test_actors.py`); the ratio is of the totals over those pairs."""
     import ray
 
     from workers.actors import create_actors, kill_actors
@@ -255,7 +259,7 @@ def measure_ray_vs_inprocess(
     _ray_init()
     threads = _actor_threads()
     plan = plan_for(space, size, "cpu")
-    work = prepare(space, size, "cpu")
+    work = prepare(space, size, "cpu", seed=plan.seed)
     config.update(
         ctrl_steps=plan.controller_train.steps_per_epoch, archs_per_step=plan.controller_train.archs_per_step
     )
@@ -271,7 +275,9 @@ def measure_ray_vs_inprocess(
         _inprocess_epoch(work), _ray_epoch(run, controller, shared, steps)  # warm-up
         # Each measurement averages enough epochs to last ``min_seconds``: a single 0.5 s demo epoch
         # varies by +-20% from one run to the next on this machine, more than the effect measured.
-        per_sample = max(1, math.ceil(min_seconds / _inprocess_epoch(work)[1]))
+        sizing = _inprocess_epoch(work)[1]
+        _ray_epoch(run, controller, shared, steps)  # keeps the two sides on the same epoch
+        per_sample = max(1, math.ceil(min_seconds / sizing))
         config["epochs_per_measurement"] = per_sample
         local: list[tuple[float, float]] = []
         remote: list[tuple[float, float]] = []
@@ -293,10 +299,10 @@ def _mean_of(count: int, measure: Callable[[], tuple[float, float]]) -> tuple[fl
 def _comparison(
     local: list[tuple[float, float]], remote: list[tuple[float, float]], items: int, unit: str
 ) -> dict[str, Any]:
-    epoch_local = statistics.median(w for _, w in local)
-    epoch_remote = statistics.median(w for _, w in remote)
-    phase_local = statistics.median(p for p, _ in local)
-    phase_remote = statistics.median(p for p, _ in remote)
+    epoch_local = statistics.fmean(w for _, w in local)  # means over paired, equal work
+    epoch_remote = statistics.fmean(w for _, w in remote)
+    phase_local = statistics.fmean(p for p, _ in local)
+    phase_remote = statistics.fmean(p for p, _ in remote)
     return {
         "inprocess_epoch_s": summarize([w for _, w in local]),
         "ray_epoch_s": summarize([w for _, w in remote]),
@@ -304,6 +310,7 @@ def _comparison(
         "ray_shared_phase_s": summarize([p for p, _ in remote]),
         f"inprocess_shared_{unit}_per_s": items / phase_local,
         f"ray_shared_{unit}_per_s": items / phase_remote,
+        "paired_ratios_epoch": [r / max(loc, 1e-9) for (_, loc), (_, r) in zip(local, remote, strict=True)],
         "ray_over_inprocess_epoch": epoch_remote / epoch_local,
         "ray_over_inprocess_shared_phase": phase_remote / phase_local,
         "ray_overhead_pct_epoch": 100.0 * (epoch_remote / epoch_local - 1.0),
