@@ -321,33 +321,43 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 
 # --- main -----------------------------------------------------------------------------------------
 def run_api_parts(args: Any, parts: Sequence[str], repeats: int) -> None:
+    if args.server:  # someone else's server (its own database; it must accept unauthenticated calls)
+        config = {"server": args.server, "database": "the server's"}
+        measure_api_parts(args, args.server.rstrip("/"), parts, repeats, config)
+        return
     with running_server(args.database_url) as url:
-        ids: list[int] = []
         config = {
             "server": "enasctl serve (uvicorn + uvloop + httptools, 1 process)",
             "database": args.database_url or "sqlite",
         }
+        measure_api_parts(args, url, parts, repeats, config)
 
-        def api() -> dict[str, Any]:
-            numbers, new_ids = measure_api(url, args.submits, args.statuses, repeats)
-            ids.extend(new_ids)
-            return numbers
 
-        guarded(BENCH, "api", {**config, "submits": args.submits, "statuses": args.statuses}, api)
-        if "open_loop" in parts:
-            ids = ids or [1]
-            loop_config = {
-                **config,
-                "rate": args.rate,
-                "duration_s": args.duration,
-                "client": "asyncio streams, 64 keep-alive connections",
-            }
-            guarded(
-                BENCH,
-                "open_loop",
-                loop_config,
-                lambda: measure_open_loop(url, ids, args.rate, args.duration, repeats),
-            )
+def measure_api_parts(
+    args: Any, url: str, parts: Sequence[str], repeats: int, config: dict[str, Any]
+) -> None:
+    ids: list[int] = []
+
+    def api() -> dict[str, Any]:
+        numbers, new_ids = measure_api(url, args.submits, args.statuses, repeats)
+        ids.extend(new_ids)
+        return numbers
+
+    guarded(BENCH, "api", {**config, "submits": args.submits, "statuses": args.statuses}, api)
+    if "open_loop" in parts:
+        ids = ids or [1]
+        loop_config = {
+            **config,
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "client": "asyncio streams, 64 keep-alive connections",
+        }
+        guarded(
+            BENCH,
+            "open_loop",
+            loop_config,
+            lambda: measure_open_loop(url, ids, args.rate, args.duration, repeats),
+        )
 
 
 def run_store(args: Any, repeats: int) -> None:
@@ -371,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parts", type=csv_list, default=["api", "open_loop", "store"])
     parser.add_argument("--backends", type=csv_list, default=["sqlite", "postgresql"])
     parser.add_argument("--database-url", default=None, help="the server's database (default: SQLite)")
+    parser.add_argument("--server", default=None, help="measure this running server instead of starting one")
     parser.add_argument("--submits", type=int, default=100)
     parser.add_argument("--statuses", type=int, default=300)
     parser.add_argument("--rate", type=float, default=200.0)

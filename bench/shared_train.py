@@ -24,7 +24,7 @@ import math
 import statistics
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -56,8 +56,9 @@ from bench.workloads import (
 )
 
 BENCH = "shared_train"
-MIN_MEASURE_S = 3.0
-"""Ray vs in-process: the least time one measurement (a mean over whole epochs) lasts."""
+RAY_SECONDS = 90.0
+"""Ray vs in-process: about how long the pairs of epochs of one space run."""
+MAX_PAIRS = 61
 DEFAULT_STEPS = {"paper": 3, "demo": 20, "smoke": 2}
 
 
@@ -244,13 +245,18 @@ def _inprocess_epoch(work: Workload) -> tuple[float, float]:
 
 
 def measure_ray_vs_inprocess(
-    space: str, size: str, repeats: int, config: dict[str, Any], min_seconds: float = MIN_MEASURE_S
+    space: str, size: str, repeats: int, config: dict[str, Any], seconds: float = RAY_SECONDS
 ) -> dict[str, Any]:
-    """Alternate in-process and Ray epochs of equal work; medians and the Ray/in-process ratio.
+    """Pairs of epochs of equal work, one in-process and one through the Ray actors; the median
+    of the pairs' Ray/in-process ratios.
 
-    Both sides start from the same seed and run the same epochs in lockstep, so the i-th
-    measurement of each trains and rewards the very same architectures (the controller samples
-    the same tokens: `tests/workers/test_actors.py`); the ratio is of the totals over those pairs."""
+    Both sides start from the same seed and run the same epochs in lockstep, so the two epochs of
+    a pair train and reward the very same architectures (the controller samples the same tokens:
+    `tests/workers/test_actors.py`). Which side goes first alternates from pair to pair. As many
+    pairs as fit in ``seconds`` (at least ``repeats``): single demo epochs vary by +-20% here from
+    one second to the next, for both sides alike, and the median of many paired ratios is what
+    stays put.
+    """
     import ray
 
     from workers.actors import create_actors, kill_actors
@@ -272,54 +278,59 @@ def measure_ray_vs_inprocess(
         got: Any = ray.get(shared.steps_per_epoch.remote())
         steps = int(got)
         config["steps_per_epoch"] = steps
-        _inprocess_epoch(work), _ray_epoch(run, controller, shared, steps)  # warm-up
-        # Each measurement averages enough epochs to last ``min_seconds``: a single 0.5 s demo epoch
-        # varies by +-20% from one run to the next on this machine, more than the effect measured.
-        sizing = _inprocess_epoch(work)[1]
-        _ray_epoch(run, controller, shared, steps)  # keeps the two sides on the same epoch
-        per_sample = max(1, math.ceil(min_seconds / sizing))
-        config["epochs_per_measurement"] = per_sample
-        local: list[tuple[float, float]] = []
-        remote: list[tuple[float, float]] = []
-        for _ in range(repeats):
-            local.append(_mean_of(per_sample, lambda: _inprocess_epoch(work)))
-            remote.append(_mean_of(per_sample, lambda: _ray_epoch(run, controller, shared, steps)))
+
+        def local() -> tuple[float, float]:
+            return _inprocess_epoch(work)
+
+        def remote() -> tuple[float, float]:
+            return _ray_epoch(run, controller, shared, steps)
+
+        sizing = local()[1] + remote()[1]  # also the warm-up; both sides stay on the same epoch
+        pairs = max(repeats, min(MAX_PAIRS, math.floor(seconds / sizing)))
+        config["pairs"] = pairs
+        results: list[tuple[tuple[float, float], tuple[float, float]]] = []
+        for i in range(pairs):
+            if i % 2 == 0:
+                first = local()
+                results.append((first, remote()))
+            else:
+                second = remote()
+                results.append((local(), second))
     finally:
         torch.set_num_threads(saved_threads)
         kill_actors(controller, shared)
-    return _comparison(local, remote, steps * work.items_per_step, work.unit)
-
-
-def _mean_of(count: int, measure: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    """The mean (shared phase, whole epoch) seconds of ``count`` runs of ``measure``."""
-    runs = [measure() for _ in range(count)]
-    return statistics.fmean(p for p, _ in runs), statistics.fmean(w for _, w in runs)
+    return _comparison(
+        [a for a, _ in results], [b for _, b in results], steps * work.items_per_step, work.unit
+    )
 
 
 def _comparison(
     local: list[tuple[float, float]], remote: list[tuple[float, float]], items: int, unit: str
 ) -> dict[str, Any]:
-    epoch_local = statistics.fmean(w for _, w in local)  # means over paired, equal work
-    epoch_remote = statistics.fmean(w for _, w in remote)
-    phase_local = statistics.fmean(p for p, _ in local)
-    phase_remote = statistics.fmean(p for p, _ in remote)
+    """Medians of each side, and the median of the pairs' ratios (the figure against the target)."""
+    epoch_ratios = [r / max(loc, 1e-9) for (_, loc), (_, r) in zip(local, remote, strict=True)]
+    phase_ratios = [r / max(loc, 1e-9) for (loc, _), (r, _) in zip(local, remote, strict=True)]
+    epoch_ratio = statistics.median(epoch_ratios)
     return {
         "inprocess_epoch_s": summarize([w for _, w in local]),
         "ray_epoch_s": summarize([w for _, w in remote]),
         "inprocess_shared_phase_s": summarize([p for p, _ in local]),
         "ray_shared_phase_s": summarize([p for p, _ in remote]),
-        f"inprocess_shared_{unit}_per_s": items / phase_local,
-        f"ray_shared_{unit}_per_s": items / phase_remote,
-        "paired_ratios_epoch": [r / max(loc, 1e-9) for (_, loc), (_, r) in zip(local, remote, strict=True)],
-        "ray_over_inprocess_epoch": epoch_remote / epoch_local,
-        "ray_over_inprocess_shared_phase": phase_remote / phase_local,
-        "ray_overhead_pct_epoch": 100.0 * (epoch_remote / epoch_local - 1.0),
-        "within_10pct": epoch_remote <= 1.10 * epoch_local,
+        f"inprocess_shared_{unit}_per_s": items / statistics.median(p for p, _ in local),
+        f"ray_shared_{unit}_per_s": items / statistics.median(p for p, _ in remote),
+        "paired_ratio_epoch": summarize(epoch_ratios),
+        "paired_ratio_epoch_quartiles": statistics.quantiles(epoch_ratios, n=4)
+        if len(epoch_ratios) > 1
+        else [],
+        "ray_over_inprocess_epoch": epoch_ratio,
+        "ray_over_inprocess_shared_phase": statistics.median(phase_ratios),
+        "ray_overhead_pct_epoch": 100.0 * (epoch_ratio - 1.0),
+        "within_10pct": epoch_ratio <= 1.10,
     }
 
 
 def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
-    min_seconds = 0.0 if size == "smoke" else MIN_MEASURE_S
+    seconds = 0.0 if size == "smoke" else RAY_SECONDS
     for space in spaces:
         config: dict[str, Any] = {
             "path": "ray_vs_inprocess",
@@ -331,7 +342,7 @@ def run_ray(spaces: Sequence[str], size: str, repeats: int) -> None:
             BENCH,
             f"ray_vs_inprocess/{space}/{size}",
             config,
-            functools.partial(measure_ray_vs_inprocess, space, size, repeats, config, min_seconds),
+            functools.partial(measure_ray_vs_inprocess, space, size, repeats, config, seconds),
         )
 
 
