@@ -41,6 +41,7 @@ BENCH = "service"
 POSTGRES_URL = os.environ.get("ENAS_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PAPER_TRAIN_ROWS = 45_000 // 160  # one row per shared-phase minibatch
 PAPER_SAMPLE_ROWS = 30 * 10  # controller steps x architectures per step
+WARMUP_S = 3.0  # the open loop's discarded first run
 
 
 # --- a server of our own -------------------------------------------------------------------------
@@ -205,8 +206,13 @@ async def _open_loop(
 def measure_open_loop(
     url: str, ids: Sequence[int], rate: float, duration: float, repeats: int
 ) -> dict[str, Any]:
+    """``repeats`` open-loop runs after one discarded warm-up run of WARMUP_S at the same rate (the
+    first burst of concurrent requests makes the server start its worker threads and open its
+    pooled database connections: start-up, not steady state)."""
+    warmup = asyncio.run(_open_loop(url, ids, rate, min(duration, WARMUP_S)))
     runs = [asyncio.run(_open_loop(url, ids, rate, duration)) for _ in range(repeats)]
     return {
+        "warmup": {"duration_s": warmup["duration_s"], "p99_ms": warmup["latency"]["p99_ms"]},
         "runs": runs,
         "p50_ms": summarize([r["latency"]["p50_ms"] for r in runs]),
         "p99_ms": summarize([r["latency"]["p99_ms"] for r in runs]),
