@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,10 @@ def _postgres_problem(url: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a fresh, migrated schema on the PostgreSQL server (skips when it is unreachable)."""
+@contextmanager
+def postgres_schema(*, migrate: bool = True) -> Iterator[str]:
+    """URL of a new schema on the PostgreSQL server (migrated to head unless ``migrate`` is False),
+    dropped on exit; skips the test when the server is unreachable."""
     problem = _postgres_problem(POSTGRES_URL)
     if problem:
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable ({problem}); set ENAS_TEST_POSTGRES_URL")
@@ -54,12 +56,20 @@ def postgres_url() -> Iterator[str]:
     url = make_url(normalize_url(POSTGRES_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
     url_text = url.render_as_string(hide_password=False)
     try:
-        upgrade(url_text)
+        if migrate:
+            upgrade(url_text)
         yield url_text
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, migrated schema on the PostgreSQL server (skips when it is unreachable)."""
+    with postgres_schema() as url:
+        yield url
 
 
 def sqlite_url(folder: Path) -> str:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
-from service.db import normalize_url, upgrade
+from service.db import upgrade
 from service.models import Architecture, Base
 from service.store import Store
-from tests.service.conftest import POSTGRES_URL, _postgres_problem
+from tests.service.conftest import postgres_schema
 
 
 def test_models_match_migrations(store: Store) -> None:
@@ -49,45 +47,21 @@ def test_concurrent_upgrades_on_a_new_sqlite_file(tmp_path: Path) -> None:
     store.dispose()
 
 
-def _fresh_postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
-    schema = f"enas_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(normalize_url(base_url)).update_query_dict({"options": f"-csearch_path={schema}"})
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
-
-
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_0002_keeps_the_rows_written_under_0001(backend: str, tmp_path: Path) -> None:
     """Rows stored by the first schema (JSONB on PostgreSQL, an index on hash) read back the same
     after 0002 retypes the JSON columns and drops that index."""
-    drop: Callable[[], None] = lambda: None  # noqa: E731
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        if _postgres_problem(POSTGRES_URL):
-            pytest.skip("PostgreSQL unreachable")
-        url, drop = _fresh_postgres_schema(POSTGRES_URL)
-    try:
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'old.db'}"
+        else:
+            url = stack.enter_context(postgres_schema(migrate=False))
         upgrade(url, "0001")
         store = Store(url)
         sid = store.create_search(spec={"space": "micro", "epochs": 2}).id
         genotype = {"version": 1, "space": "micro", "tokens": [0, 1], "structured": {"normal": [1.5, None]}}
-        item = {
-            "phase": "sample",
-            "index": 0,
-            "tokens": [0, 1],
-            "hash": "abc",
-            "genotype": genotype,
-            "reward": 0.5,
-        }
+        item = {"phase": "sample", "index": 0, "tokens": [0, 1], "hash": "abc", "reward": 0.5}
+        item["genotype"] = genotype
         with store.engine.begin() as conn:  # as 0001's code wrote it: through SQLAlchemy's JSON types
             conn.execute(Architecture.__table__.insert(), [{**item, "search_id": sid, "epoch": 0}])
         store.dispose()
@@ -95,11 +69,8 @@ def test_0002_keeps_the_rows_written_under_0001(backend: str, tmp_path: Path) ->
         store = Store(url)
         rows, _ = store.list_architectures(search_id=sid)
         assert [(r.tokens, r.genotype, r.hash, r.reward) for r in rows] == [([0, 1], genotype, "abc", 0.5)]
-        assert "ix_architectures_hash" not in {
-            i["name"] for i in inspect(store.engine).get_indexes("architectures")
-        }
+        indexes = {i["name"] for i in inspect(store.engine).get_indexes("architectures")}
+        assert "ix_architectures_hash" not in indexes and "ix_architectures_search_reward" in indexes
         store.record_epoch(search_id=sid, epoch=1, metrics={}, architectures=[{**item, "index": 1}])
         assert [r.genotype for r in store.list_architectures(search_id=sid)[0]] == [genotype, genotype]
         store.dispose()
-    finally:
-        drop()
