@@ -89,7 +89,9 @@ def test_postgres_outage_then_redis_loss_mid_search(
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     settings = Settings(home=tmp_path / "api", database_url=postgres.url, redis_url=redis_server.url)
     try:
-        spec = fault_spec(epochs=5)
+        # enough epochs left after epoch 1 to outlast the lease TTL (2 s): while Redis is down the
+        # run must pause at a batch boundary, so the search cannot finish during the outage
+        spec = fault_spec(epochs=12)
         running, waiting = store.create_search(spec=spec), store.create_search(spec=spec)
         for search in (running, waiting):
             JobQueue(client).push(search.id)
