@@ -21,16 +21,15 @@ from service.cli_common import (
     Opt,
     ServerOpt,
     app,
-    client_for,
+    connected,
     console,
     err_console,
     exit_for,
-    fail,
     print_json,
     usage,
 )
 from service.cli_render import print_spaces
-from service.client import TERMINAL_STATUSES, EnasClient, EnasClientError
+from service.client import TERMINAL_STATUSES, EnasClient
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:
@@ -115,33 +114,27 @@ def submit(
         spec = build_spec(spec_file, flags, overrides or [])
     except ValueError as e:
         raise usage(str(e)) from e
-    with client_for(server) as client:
-        try:
-            search = client.submit(spec)
-            if as_json and watch_:  # JSON lines: the new search, then one line per change
-                typer.echo(json.dumps(search, sort_keys=True, default=str))
-            elif as_json:
-                print_json(search)
-            else:
-                console.print(f"submitted search [bold]{search['id']}[/bold] ({search['status']})")
-            if not watch_:
-                return
-            final = _follow_json(client, search["id"]) if as_json else follow_search(client, search["id"])
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        search = client.submit(spec)
+        if as_json and watch_:  # JSON lines: the new search, then one line per change
+            typer.echo(json.dumps(search, sort_keys=True, default=str))
+        elif as_json:
+            print_json(search)
+        else:
+            console.print(f"submitted search [bold]{search['id']}[/bold] ({search['status']})")
+        if not watch_:
+            return
+        final = _follow_json(client, search["id"]) if as_json else follow_search(client, search["id"])
     raise exit_for(final)
 
 
 @app.command()
 def status(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show one search: status, progress, best reward, derived and retrained results."""
-    with client_for(server) as client:
-        try:
-            search = client.search(search_id)
-            derived = client.derived(search_id)
-            retrains = client.retrains(search_id)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        search = client.search(search_id)
+        derived = client.derived(search_id)
+        retrains = client.retrains(search_id)
     if as_json:
         print_json({"search": search, "derived": derived, "retrains": retrains})
         return
@@ -157,11 +150,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List searches, newest first."""
-    with client_for(server) as client:
-        try:
-            page = client.searches(status=status_, limit=limit)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        page = client.searches(status=status_, limit=limit)
     if as_json:
         print_json(page)
         return
@@ -185,11 +175,8 @@ def list_(
 def watch(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """Follow a search live: a progress bar over epochs with reward and entropy (--json: one JSON
     line per change). Rides out a server restart; exits 0 when the search succeeds, else 1."""
-    with client_for(server) as client:
-        try:
-            final = _follow_json(client, search_id) if as_json else follow_search(client, search_id)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        final = _follow_json(client, search_id) if as_json else follow_search(client, search_id)
     raise exit_for(final)
 
 
@@ -235,11 +222,8 @@ def resume(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -
 
 
 def _search_action(search_id: int, action: str, server: str | None, as_json: bool) -> None:
-    with client_for(server) as client:
-        try:
-            search = client.cancel(search_id) if action == "cancel" else client.resume(search_id)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        search = client.cancel(search_id) if action == "cancel" else client.resume(search_id)
     if as_json:
         print_json(search)
         return

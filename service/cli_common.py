@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -38,9 +39,17 @@ ServerOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
 
 
-def client_for(server: str | None) -> EnasClient:
+@contextmanager
+def connected(server: str | None) -> Iterator[EnasClient]:
+    """A client of ``server`` (else ENAS_SERVER, else http://127.0.0.1:8000; ENAS_TOKEN as the bearer
+    token); an EnasClientError raised in the block exits as `fail` says: 2 for a 4xx answer, 1
+    otherwise."""
     url = server or os.environ.get("ENAS_SERVER") or "http://127.0.0.1:8000"
-    return EnasClient(url, token=os.environ.get("ENAS_TOKEN"))
+    with EnasClient(url, token=os.environ.get("ENAS_TOKEN")) as client:
+        try:
+            yield client
+        except EnasClientError as e:
+            raise fail(e) from e
 
 
 def fail(e: EnasClientError) -> typer.Exit:

@@ -16,9 +16,8 @@ from service.cli_common import (
     Opt,
     ServerOpt,
     app,
-    client_for,
+    connected,
     console,
-    fail,
     failure,
     print_json,
     usage,
@@ -31,11 +30,8 @@ from service.client import EnasClient, EnasClientError
 @app.command()
 def best(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """The best architecture of a search (derived rank 1, else the best sampled reward) and its cells."""
-    with client_for(server) as client:
-        try:
-            result = client.best(search_id)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        result = client.best(search_id)
     if as_json:
         print_json(result)
         return
@@ -62,15 +58,10 @@ def retrain(
     worker; prints the retrain runs (test score, parameters, FLOPs). `enasctl retrains` lists them."""
     if architecture and top_k is not None:
         raise usage("give --architecture or --top-k, not both")
-    with client_for(server) as client:
-        try:
-            runs = client.retrain(
-                search_id, architecture_ids=architecture or None, top_k=top_k, epochs=epochs
-            )
-            if watch_:
-                runs = _wait_retrains(client, search_id, {r["id"] for r in runs["items"]})
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        runs = client.retrain(search_id, architecture_ids=architecture or None, top_k=top_k, epochs=epochs)
+        if watch_:
+            runs = _wait_retrains(client, search_id, {r["id"] for r in runs["items"]})
     if as_json:
         print_json(runs)
     else:
@@ -94,11 +85,8 @@ def retrains(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False)
     """The retraining runs of a search: its top derived architectures trained from scratch after
     the search (the spec's retrain section) or by `enasctl retrain`, with test score, parameters and
     FLOPs."""
-    with client_for(server) as client:
-        try:
-            runs = client.retrains(search_id)
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        runs = client.retrains(search_id)
     if as_json:
         print_json(runs)
         return
@@ -133,19 +121,16 @@ def export(
     """
     if fmt is ExportFormat.onnx and output is None:
         raise usage("--format onnx writes a binary file: give --output FILE")
-    with client_for(server) as client:
-        try:
-            architecture_id = _export_target(client, search_id, architecture)
-            if fmt is ExportFormat.onnx:
-                assert output is not None
-                note = _export_onnx(client, search_id, architecture_id, output, weights)
-            else:
-                body = client.export(architecture_id, fmt.value)
-                text = body if isinstance(body, str) else json.dumps(body, indent=2, sort_keys=True) + "\n"
-                _write_text(text, output)
-                note = ""
-        except EnasClientError as e:
-            raise fail(e) from e
+    with connected(server) as client:
+        architecture_id = _export_target(client, search_id, architecture)
+        if fmt is ExportFormat.onnx:
+            assert output is not None
+            note = _export_onnx(client, search_id, architecture_id, output, weights)
+        else:
+            body = client.export(architecture_id, fmt.value)
+            text = body if isinstance(body, str) else json.dumps(body, indent=2, sort_keys=True) + "\n"
+            _write_text(text, output)
+            note = ""
     if output is not None:
         what = f"{fmt.value} of architecture {architecture_id} (search {search_id})"
         console.print(f"wrote {output}: {what}{note}", highlight=False)

@@ -57,11 +57,6 @@ class ControllerActor:
             "entropy": [float(s.entropy) for s in drawn],
         }
 
-    def update(self, batch: Batch, rewards: Sequence[float]) -> dict[str, Any]:
-        """One REINFORCE step over ``batch`` with its ``rewards``; returns the trainer's metrics
-        (``loss``, ``baseline``, ``entropy``, ``reward_mean``, ``skip_penalty``, ``advantages``)."""
-        return self.trainer.update(tokens_of(batch), [float(r) for r in rewards])
-
     def train_policy(self, shared: ActorHandle, steps: int, archs_per_step: int) -> list[list[Any]]:
         """The controller phase of one epoch in one call: ``steps`` x (sample ``archs_per_step``
         -> their rewards from the ``shared`` actor -> one REINFORCE update). Returns ``[batch,

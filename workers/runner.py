@@ -189,7 +189,7 @@ def restore_checkpoint(run: SearchRun, controller: ActorHandle, shared: ActorHan
 def _pipelined(submit: Callable[[int], Any], count: int, check: Callable[[], None]) -> list[Any]:
     """Submit ``count`` steps keeping at most IN_FLIGHT unfetched; return their results in order.
 
-    A step is an ObjectRef or a list of ObjectRefs (fetched as a list).
+    A step is an ObjectRef.
     ``check`` runs before each submission (it raises to stop at that batch boundary).
     """
     results: list[Any] = []

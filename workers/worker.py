@@ -291,10 +291,12 @@ def _run_retrain_leased(job: Job, context: JobContext) -> None:
         logger.info("retrain %s: %s (search %s); skipping", retrain_id, row.status, search.status)
         context.settle(job)
         return
-    logger.info("retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id,
-                context.worker_id)
-    summary = run_retrain_job(store, row, search.spec, context.settings, stop_event=context.stop_event,
-                              keeper=context.keeper)
+    logger.info(
+        "retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id, context.worker_id
+    )
+    summary = run_retrain_job(
+        store, row, search.spec, context.settings, stop_event=context.stop_event, keeper=context.keeper
+    )
     context.settle(job)
     if summary is not None:
         logger.info("retrain %s: %s (test score %s)", retrain_id, summary["status"], summary["test_score"])
