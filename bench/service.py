@@ -1,7 +1,7 @@
 """Service speed: API latency against a running server, and architecture rows stored per second.
 
 * ``api``: starts ``python -m service.cli serve`` on a free port with a temporary ENAS_HOME (SQLite
-  there, unless ``--database-url``) and an embedded Redis (``service.redis_conn.start_embedded``),
+  there, unless ``--database-url``) and an embedded Redis (``service.queue.connection.start_embedded``),
   then measures, one request at a time, ``POST /searches`` (submit) and ``GET /searches/{id}``
   (status) latency, p50 and p99;
 * ``open_loop``: ``GET /searches/{id}`` at a fixed offered rate (``--rate`` 200/s for
@@ -54,7 +54,7 @@ def free_port() -> int:
 @contextmanager
 def running_server(database_url: str | None) -> Iterator[str]:
     """``enasctl serve`` in a subprocess with its own home and embedded Redis; yields its URL."""
-    from service.redis_conn import start_embedded
+    from service.queue.connection import start_embedded
 
     home = Path(tempfile.mkdtemp(prefix="enas-bench-"))
     handle, redis_url = start_embedded(home)
@@ -294,7 +294,7 @@ def store_rows_per_s(url: str, epochs: int, repeats: int) -> dict[str, Any]:
 
 @contextmanager
 def sqlite_database() -> Iterator[str]:
-    from service.db import upgrade
+    from service.store.db import upgrade
 
     folder = Path(tempfile.mkdtemp(prefix="enas-bench-db-"))
     url = f"sqlite:///{folder / 'enas.db'}"
@@ -308,7 +308,7 @@ def postgres_schema(base_url: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from service.db import normalize_url, upgrade
+    from service.store.db import normalize_url, upgrade
 
     schema = f"enas_bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from rich.console import Console  # noqa: E402
 
-from service.cli import follow_search  # noqa: E402
-from service.client import EnasClient  # noqa: E402
+from service.cli.client import EnasClient  # noqa: E402
+from service.cli.searches import follow_search  # noqa: E402
 
 console = Console()
 

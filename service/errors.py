@@ -65,3 +65,10 @@ class Unavailable(EnasError):
 
     status_code = 503
     code = "unavailable"
+
+
+class NotServedHere(EnasError):
+    """A format this process does not produce (HTTP 501), e.g. ONNX from the torch-free API."""
+
+    status_code = 501
+    code = "not_implemented"

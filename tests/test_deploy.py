@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from service.cli import app
+from service.cli.cli import app
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

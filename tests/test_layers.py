@@ -28,7 +28,7 @@ def _modules_loaded_by(imports: str) -> set[str]:
 
 def test_api_process_loads_no_torch_ray_or_workers() -> None:
     loaded = _modules_loaded_by(
-        "import service.api.app, service.store, service.spec, service.queue, service.client\n"
+        "import service.api.app, service.store, service.spec, service.queue, service.cli.client\n"
         "service.api.app.create_app\n"
         "import enas_core.spaces, enas_core.genotype, enas_core.codegen"
     )

@@ -1,7 +1,7 @@
 """A worker's heartbeat and lease on the search it runs, and retrying with backoff.
 
 `LeaseKeeper` runs a daemon thread that, every ``interval_s``, marks the worker alive
-(`JobQueue.register_worker`) and renews the lease of the search it holds (`JobQueue.renew_lease`).
+(`WorkerRegistry.register`) and renews the lease of the search it holds (`Leases.renew`).
 When another worker holds that lease now (this one was presumed dead and its job re-taken), the
 keeper sets ``lost``; the runner stops at its next batch boundary and writes nothing more (its
 fencing token is stale anyway). When renewals fail for longer than the TTL (Redis unreachable),
@@ -22,7 +22,7 @@ from typing import TypeVar
 import redis
 
 from service.errors import Unavailable
-from service.queue import Job, JobQueue
+from service.queue import Job, Queue
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class LeaseKeeper:
         ttl_s: lease and liveness TTL; interval_s: seconds between heartbeats (< ttl_s).
     """
 
-    def __init__(self, queue: JobQueue, worker_id: str, *, ttl_s: float, interval_s: float) -> None:
+    def __init__(self, queue: Queue, worker_id: str, *, ttl_s: float, interval_s: float) -> None:
         self.queue = queue
         self.worker_id = worker_id
         self.ttl_s = ttl_s
@@ -117,18 +117,18 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=10)
         try:
-            self.queue.unregister_worker(self.worker_id)
+            self.queue.workers.unregister(self.worker_id)
         except redis.RedisError as e:
             logger.warning("worker %s: could not unregister (%s)", self.worker_id, _short(e))
 
     def register(self) -> None:
         """Mark the worker alive now (before its first take). Raises redis errors."""
-        self.queue.register_worker(self.worker_id, self.ttl_s)
+        self.queue.workers.register(self.worker_id, self.ttl_s)
 
     def acquire(self, search_id: Job) -> bool:
         """Take the lease on job ``search_id``; False when another worker holds it. Raises redis errors."""
         with self._lock:
-            if not self.queue.acquire_lease(search_id, self.worker_id, self.ttl_s):
+            if not self.queue.leases.acquire(search_id, self.worker_id, self.ttl_s):
                 return False
             self._held, self._renewed_at = search_id, time.monotonic()
             self.lost.clear()
@@ -141,7 +141,7 @@ class LeaseKeeper:
         if search_id is None:
             return
         try:
-            self.queue.release_lease(search_id, self.worker_id)
+            self.queue.leases.release(search_id, self.worker_id)
         except redis.RedisError as e:
             logger.warning("search %s: lease not released (%s); it expires", search_id, _short(e))
 
@@ -166,15 +166,15 @@ class LeaseKeeper:
 
     def beat(self) -> None:
         """One heartbeat: liveness key, then the held lease. Raises redis errors."""
-        self.queue.register_worker(self.worker_id, self.ttl_s)
+        self.queue.workers.register(self.worker_id, self.ttl_s)
         with self._lock:
             search_id = self._held
             if search_id is None:
                 return
-            if self.queue.renew_lease(search_id, self.worker_id, self.ttl_s):
+            if self.queue.leases.renew(search_id, self.worker_id, self.ttl_s):
                 self._renewed_at = time.monotonic()
                 return
-        holder = self.queue.lease_holder(search_id)
+        holder = self.queue.leases.holder(search_id)
         logger.error("search %s: lease lost to %s; stopping this run", search_id, holder)
         self.lost.set()
 

@@ -2,7 +2,7 @@
 
 `Reconciler.run_once` (every worker runs it periodically in a `Maintenance` thread):
 
-1. reaps: ids in the processing lists of dead workers go back to the queue (`JobQueue.reap`);
+1. reaps: ids in the processing lists of dead workers go back to the queue (`Jobs.reap`);
 2. re-enqueues every ``queued`` or ``running`` search that is nowhere in Redis (not in the queue,
    not in a processing list, no live lease), so losing Redis (a restart without persistence, a
    flush, a failover) loses no job. A search must be seen missing twice, ``grace_s`` apart, before
@@ -24,7 +24,7 @@ import time
 import redis
 
 from service.errors import Unavailable
-from service.queue import Job, JobQueue, retrain_job
+from service.queue import Job, Queue
 from service.store import Store
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Reconciler:
     """Reaps dead workers' jobs and re-enqueues unfinished searches missing from Redis."""
 
     def __init__(
-        self, store: Store, queue: JobQueue, *, grace_s: float, owner: str, lock_ttl_s: float | None = None
+        self, store: Store, queue: Queue, *, grace_s: float, owner: str, lock_ttl_s: float | None = None
     ) -> None:
         """``grace_s``: how long a search must stay missing before it is queued again;
         ``lock_ttl_s``: how long this reconciler keeps the others out between its passes
@@ -51,18 +51,18 @@ class Reconciler:
 
         Raises Unavailable (database) or redis errors; the next pass starts afresh.
         """
-        moved = self.queue.reap()
-        if not self.queue.try_lock("reconcile", self.owner, self.lock_ttl_s):
+        moved = self.queue.jobs.reap()
+        if not self.queue.leases.try_lock("reconcile", self.owner, self.lock_ttl_s):
             return moved  # another worker reconciles (its suspects would restart here)
         jobs = self._unfinished_jobs()
-        present = self.queue.present()
+        present = self.queue.jobs.present()
         absent = [job for job in jobs if job not in present]
-        missing = set(absent) - self.queue.leased(absent)
+        missing = set(absent) - self.queue.leases.leased(absent)
         now = time.monotonic()
         self._missing_since = {j: self._missing_since.get(j, now) for j in missing}
         for job in sorted(missing, key=str):
             if now - self._missing_since[job] >= self.grace_s:
-                self.queue.restore(job)
+                self.queue.jobs.requeue(job)
                 del self._missing_since[job]
                 moved.append(job)
                 logger.warning("job %s: unfinished in the database but not in Redis; queued again", job)
@@ -70,8 +70,8 @@ class Reconciler:
 
     def _unfinished_jobs(self) -> list[Job]:
         """The jobs the database says must be somewhere: unfinished searches, orphan retrains."""
-        searches: list[Job] = [r.id for r in self.store.unfinished_searches()]
-        return searches + [retrain_job(r.id) for r in self.store.orphan_retrains()]
+        searches = [Job.search(r.id) for r in self.store.unfinished_searches()]
+        return searches + [Job.retrain(r.id) for r in self.store.orphan_retrains()]
 
 
 class Maintenance:

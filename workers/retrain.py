@@ -28,8 +28,8 @@ from typing import Any
 import ray
 
 from service.errors import Conflict, EnasError
-from service.records import DerivedRecord, RetrainRecord
 from service.store import Store
+from service.store.records import DerivedRecord, RetrainRecord
 from workers.checkpoint import search_dir, state_bytes, write_atomic
 from workers.config import SearchPlan
 from workers.lease import retry_transient

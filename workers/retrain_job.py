@@ -18,9 +18,9 @@ import threading
 from typing import Any
 
 from service.errors import EnasError
-from service.records import RetrainRecord
 from service.settings import Settings
 from service.store import Store
+from service.store.records import RetrainRecord
 from workers.actors import ensure_ray
 from workers.config import SearchPlan, build_plan
 from workers.failures import describe_error

@@ -32,10 +32,10 @@ import ray
 from ray.actor import ActorHandle
 
 from service.errors import Conflict, EnasError
-from service.queue import FINISHED, JobQueue
-from service.records import DerivedRecord, SearchRecord
+from service.queue import FINISHED, Queue
 from service.settings import Settings
 from service.store import Store
+from service.store.records import DerivedRecord, SearchRecord
 from workers import tensorboard
 from workers.actors import ControllerView, SharedView, check_resources, create_actors, ensure_ray, kill_actors
 from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkpoint
@@ -58,7 +58,7 @@ def run_search(
     search_id: int,
     *,
     store: Store,
-    queue: JobQueue,
+    queue: Queue,
     settings: Settings,
     worker_id: str | None = None,
     stop_event: threading.Event | None = None,

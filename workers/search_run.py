@@ -19,10 +19,10 @@ import redis
 from enas_core.genotype import Genotype
 from enas_core.spaces import Space
 from service.errors import Conflict, EnasError
-from service.queue import JobQueue
-from service.records import SearchRecord
+from service.queue import Queue
 from service.settings import Settings
 from service.store import Store
+from service.store.records import SearchRecord
 from workers.config import SearchPlan
 from workers.lease import LeaseKeeper, retry_transient
 
@@ -51,7 +51,7 @@ class SearchRun:
 
     search_id: int
     store: Store
-    queue: JobQueue
+    queue: Queue
     plan: SearchPlan
     space: Space
     fencing_token: int
@@ -79,7 +79,7 @@ class SearchRun:
         every batch boundary, the database's flag every CANCEL_POLL_S; either may be down)."""
         self.check_owner()
         try:
-            cancelled = self.queue.cancel_requested(self.search_id)
+            cancelled = self.queue.cancels.requested(self.search_id)
         except redis.RedisError:
             cancelled = False  # Redis down: the database flag below still stops it
         if (
@@ -116,7 +116,7 @@ class SearchRun:
     def publish(self, event: dict[str, Any]) -> None:
         """Publish an event for live followers; Redis being down only costs the event."""
         try:
-            self.queue.publish(self.search_id, event)
+            self.queue.events.publish(self.search_id, event)
         except redis.RedisError as e:
             logger.warning("search %s: %s event not published (%s)", self.search_id, event.get("type"), e)
 

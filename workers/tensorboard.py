@@ -17,11 +17,12 @@ Writing never fails a search: an error is logged and the writer turns itself off
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from service.queue import FINISHED, JobQueue
+from service.queue import FINISHED, Queue
 from service.settings import Settings
 from service.store import Store
 
@@ -113,24 +114,9 @@ class TensorBoardLog:
             writer.close()
 
 
-class _TeeQueue:
-    """A `JobQueue` that also hands each event it publishes to a `TensorBoardLog`."""
-
-    def __init__(self, queue: JobQueue, log: TensorBoardLog) -> None:
-        self._queue = queue
-        self._log = log
-
-    def publish(self, search_id: int, event: dict[str, Any]) -> dict[str, Any]:
-        self._log.on_event(event)  # first: the files do not depend on Redis being up
-        return self._queue.publish(search_id, event)
-
-    def __getattr__(self, name: str) -> Any:  # everything else is the queue's
-        return getattr(self._queue, name)
-
-
 def follow(
-    queue: JobQueue, spec: dict[str, Any], *, settings: Settings, store: Store, search_id: int
-) -> JobQueue:
+    queue: Queue, spec: dict[str, Any], *, settings: Settings, store: Store, search_id: int
+) -> Queue:
     """``queue`` itself when the spec does not ask for TensorBoard files (or they cannot be
     written here), else a queue that also writes them (see the module docstring)."""
     if not wants_tensorboard(spec):
@@ -147,4 +133,4 @@ def follow(
         logger.warning("tensorboard: cannot write to %s: %s", path, e)
         return queue
     logger.info("search %s: tensorboard event files in %s", search_id, path)
-    return cast(JobQueue, _TeeQueue(queue, log))
+    return dataclasses.replace(queue, events=queue.events.with_listener(log.on_event))

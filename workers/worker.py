@@ -32,13 +32,12 @@ from types import FrameType
 
 import redis
 
-from service import db
 from service.errors import NotFound
 from service.logging import bind_search
-from service.queue import Job, JobQueue, retrain_id_of
-from service.redis_conn import connect
+from service.queue import Job, Queue
+from service.queue.connection import connect
 from service.settings import Settings
-from service.store import Store
+from service.store import Store, db
 from workers.lease import TRANSIENT, Backoff, LeaseKeeper, retry_transient
 from workers.reconciler import Maintenance, Reconciler
 from workers.retrain_job import run_retrain_job
@@ -58,7 +57,7 @@ class JobContext:
     """What handling one job needs: the store, the queue, this worker and its lease keeper."""
 
     store: Store
-    queue: JobQueue
+    queue: Queue
     settings: Settings
     worker_id: str
     stop_event: threading.Event
@@ -67,10 +66,10 @@ class JobContext:
     def settle(self, job: Job) -> None:
         """Done with a job: drop the lease (so no heartbeat re-registers the id), then ack it."""
         self.keeper.release()
-        self.queue.ack(self.worker_id, job)
+        self.queue.jobs.ack(self.worker_id, job)
 
 
-def _new_keeper(queue: JobQueue, worker_id: str, settings: Settings) -> LeaseKeeper:
+def _new_keeper(queue: Queue, worker_id: str, settings: Settings) -> LeaseKeeper:
     return LeaseKeeper(queue, worker_id, ttl_s=settings.lease_ttl_s, interval_s=settings.heartbeat_interval_s)
 
 
@@ -111,7 +110,7 @@ def run_worker(
             return 0
         store = Store(settings.db_url)
         client = connect(settings)
-        queue = JobQueue(client, prefix=queue_prefix)
+        queue = Queue.on(client, prefix=queue_prefix)
         keeper = _new_keeper(queue, worker_id, settings)
         reconciler = Reconciler(
             store,
@@ -121,7 +120,7 @@ def run_worker(
             lock_ttl_s=3 * settings.reconcile_interval_s,
         )
         maintenance = Maintenance(reconciler, settings.reconcile_interval_s)
-        logger.info("worker %s started (queue %s)", worker_id, queue.key("queue"))
+        logger.info("worker %s started (queue %s)", worker_id, queue.keys.queue)
         handled = 0
         try:
             keeper.start()
@@ -147,7 +146,7 @@ def _loop(context: JobContext, *, burst: bool, poll_s: float) -> int:
         try:
             keeper.register()  # alive before the take, so the reaper leaves the taken id alone
             _requeue_leftovers(queue, worker_id)
-            job = queue.take(worker_id, timeout=poll_s)
+            job = queue.jobs.take(worker_id, timeout=poll_s)
             if job is None:
                 backoff.reset()  # Redis answers and nothing failed
                 if burst:
@@ -169,25 +168,25 @@ def _loop(context: JobContext, *, burst: bool, poll_s: float) -> int:
     return handled
 
 
-def _requeue_leftovers(queue: JobQueue, worker_id: str) -> None:
+def _requeue_leftovers(queue: Queue, worker_id: str) -> None:
     """Jobs in this worker's processing list that it is not running (a handling that crashed, or a
     previous life under the same id) go back to the front of the queue."""
-    for job in queue.processing(worker_id):
+    for job in queue.jobs.processing(worker_id):
         logger.warning("job %s: left in %s's processing list; back on the queue", job, worker_id)
-        queue.release(worker_id, job)
+        queue.jobs.release(worker_id, job)
 
 
 def handle_job(
-    search_id: Job,
+    job: Job,
     *,
     store: Store,
-    queue: JobQueue,
+    queue: Queue,
     settings: Settings,
     worker_id: str,
     stop_event: threading.Event,
     keeper: LeaseKeeper | None = None,
 ) -> None:
-    """Lease, run and settle one taken job: ``search_id`` is a search id or a retrain job.
+    """Lease, run and settle one taken ``job`` (a search to run, or a retrain).
 
     A job whose lease another worker holds (a duplicate id) is dropped: that worker runs it.
     Finished searches or retrains (and unknown ids) are acked and skipped. An interrupted job is
@@ -196,7 +195,7 @@ def handle_job(
     the error propagates to the loop's backoff. Log lines carry the job's search id.
     """
     keeper = keeper or _new_keeper(queue, worker_id, settings)
-    _handle(search_id, JobContext(store, queue, settings, worker_id, stop_event, keeper))
+    _handle(job, JobContext(store, queue, settings, worker_id, stop_event, keeper))
 
 
 def _handle(job: Job, context: JobContext) -> None:
@@ -207,33 +206,32 @@ def _handle(job: Job, context: JobContext) -> None:
 
 def _search_of(job: Job, store: Store) -> int | None:
     """The search a job is about (a retrain job's row names it; None when the row is gone)."""
-    retrain_id = retrain_id_of(job)
-    if retrain_id is None:
-        return int(job)
+    if job.kind == "search":
+        return job.id
     try:
-        return store.get_retrain(retrain_id=retrain_id).search_id
+        return store.get_retrain(retrain_id=job.id).search_id
     except NotFound:
         return None
 
 
-def _handle_bound(search_id: Job, context: JobContext) -> None:
+def _handle_bound(job: Job, context: JobContext) -> None:
     """`handle_job`'s body, inside the search's log binding."""
     queue, worker_id, keeper = context.queue, context.worker_id, context.keeper
-    if not keeper.acquire(search_id):
-        logger.info("job %s: leased by %s; dropping this copy", search_id, queue.lease_holder(search_id))
-        queue.ack(worker_id, search_id)
+    if not keeper.acquire(job):
+        logger.info("job %s: leased by %s; dropping this copy", job, queue.leases.holder(job))
+        queue.jobs.ack(worker_id, job)
         return
-    run = _run_leased if retrain_id_of(search_id) is None else _run_retrain_leased
+    run = _run_leased if job.kind == "search" else _run_retrain_leased
     try:
-        run(search_id, context)
+        run(job, context)
     except (SearchInterrupted, *TRANSIENT) as e:
         if isinstance(e, SearchInterrupted):
-            logger.info("job %s: interrupted by worker shutdown; back on the queue", search_id)
+            logger.info("job %s: interrupted by worker shutdown; back on the queue", job)
         else:
-            logger.warning("job %s: handling failed (%s); back on the queue", search_id, e)
+            logger.warning("job %s: handling failed (%s); back on the queue", job, e)
         keeper.release()  # first: a heartbeat would put the id back in the processing list
         with contextlib.suppress(redis.RedisError):
-            queue.release(worker_id, search_id)
+            queue.jobs.release(worker_id, job)
         if not isinstance(e, SearchInterrupted):
             raise
     finally:
@@ -243,16 +241,16 @@ def _handle_bound(search_id: Job, context: JobContext) -> None:
 def _run_leased(job: Job, context: JobContext) -> None:
     """Run a search whose lease this worker holds, then ack it (finished, skipped or fenced out)."""
     store, worker_id = context.store, context.worker_id
-    search_id = int(job)
+    search_id = job.id
     try:
         status = store.get_search(search_id=search_id).status
     except NotFound:
         logger.warning("search %s: not in the database; dropping the job", search_id)
-        context.settle(search_id)
+        context.settle(job)
         return
     if status not in RUNNABLE_STATUSES:
         logger.info("search %s: already %s; skipping", search_id, status)
-        context.settle(search_id)
+        context.settle(job)
         return
     logger.info("search %s: taken by %s", search_id, worker_id)
     final = run_search(
@@ -264,7 +262,7 @@ def _run_leased(job: Job, context: JobContext) -> None:
         stop_event=context.stop_event,
         keeper=context.keeper,
     )
-    context.settle(search_id)
+    context.settle(job)
     if final.is_terminal:
         logger.info("search %s: %s", search_id, final.status)
     else:
@@ -278,8 +276,7 @@ def _run_retrain_leased(job: Job, context: JobContext) -> None:
     run retrains it, or the reconciler queues the job again once the search finished.
     """
     store = context.store
-    retrain_id = retrain_id_of(job)
-    assert retrain_id is not None
+    retrain_id = job.id
     try:
         row = store.get_retrain(retrain_id=retrain_id)
         search = store.get_search(search_id=row.search_id)
@@ -303,7 +300,7 @@ def _run_retrain_leased(job: Job, context: JobContext) -> None:
 
 
 def _migrate(settings: Settings, stop: threading.Event) -> None:
-    """`service.db.upgrade` at start, retried with backoff while the database is unreachable."""
+    """`service.store.db.upgrade` at start, retried with backoff while the database is unreachable."""
 
     def check() -> None:
         if stop.is_set():

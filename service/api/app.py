@@ -17,14 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import db
 from service.api.deps import connect_queue
 from service.api.handlers import error_body, install_error_handlers
 from service.api.routes import architectures, health, metrics, pages, searches, spaces
 from service.errors import Unavailable
 from service.logging import SearchLogContext
 from service.settings import Settings, get_settings
-from service.store import Store
+from service.store import Store, db
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from service.errors import Unauthorized, Unavailable
-from service.queue import JobQueue
-from service.redis_conn import connect
+from service.queue import Queue
+from service.queue.connection import connect
 from service.settings import Settings
 from service.store import Store
 
@@ -30,8 +30,8 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def connect_queue(state: Any) -> JobQueue:
-    """The app's ``JobQueue`` (on ``app.state``), connecting to Redis first if not done yet.
+def connect_queue(state: Any) -> Queue:
+    """The app's `Queue` (on ``app.state``), connecting to Redis first if not done yet.
 
     Raises :class:`Unavailable` when the embedded Redis cannot be started (a configured server
     that is down shows up at the first command instead).
@@ -45,11 +45,11 @@ def connect_queue(state: Any) -> JobQueue:
             except Exception as e:  # the embedded server failed to start, a bad URL...
                 raise Unavailable(f"Redis is unavailable: {e}") from e
             state.redis = client
-            state.queue = JobQueue(client, prefix=state.queue_prefix)
+            state.queue = Queue.on(client, prefix=state.queue_prefix)
     return state.queue
 
 
-def get_queue(request: Request) -> JobQueue:
+def get_queue(request: Request) -> Queue:
     return connect_queue(request.app.state)
 
 
@@ -76,5 +76,5 @@ def get_owner(request: Request, settings: Annotated[Settings, Depends(get_settin
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[Store, Depends(get_store)]
-QueueDep = Annotated[JobQueue, Depends(get_queue)]
+QueueDep = Annotated[Queue, Depends(get_queue)]
 OwnerDep = Annotated[str, Depends(get_owner)]

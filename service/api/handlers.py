@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.db import is_unreachable
 from service.errors import EnasError, Unauthorized
+from service.store.db import is_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation(exc: RequestValidationError) -> JSONResponse:
     details = _validation_details(exc)
     if any(d["type"] == "json_invalid" for d in details):
         return JSONResponse(error_body("bad_request", "the body is not valid JSON"), status_code=400)
@@ -57,40 +57,56 @@ async def _on_validation(_request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse(body, status_code=422)
 
 
-async def _on_enas_error(_request: Request, exc: EnasError) -> JSONResponse:
+def _enas_error(exc: EnasError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 
-async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+def _http(exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _on_database(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+def _database(exc: SQLAlchemyError) -> JSONResponse:
     if isinstance(exc, DBAPIError) and is_unreachable(exc):
         return JSONResponse(error_body("unavailable", "the database is unreachable"), status_code=503)
     logger.exception("database error", exc_info=exc)
     return JSONResponse(error_body("internal", "internal database error"), status_code=500)
 
 
-async def _on_redis(_request: Request, exc: redis.RedisError) -> JSONResponse:
+def _redis(exc: redis.RedisError) -> JSONResponse:
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return JSONResponse(error_body("unavailable", f"Redis is unreachable: {exc}"), status_code=503)
     logger.exception("redis error", exc_info=exc)
     return JSONResponse(error_body("internal", "internal queue error"), status_code=500)
 
 
-async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+def error_response(exc: Exception) -> JSONResponse:
+    """The HTTP answer for ``exc``: our errors with their status, request validation as 422 (400 for
+    a body that is not JSON), an unreachable database or Redis as 503, anything else as a logged 500."""
+    if isinstance(exc, RequestValidationError):
+        return _validation(exc)
+    if isinstance(exc, EnasError):
+        return _enas_error(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return _http(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return _database(exc)
+    if isinstance(exc, redis.RedisError):
+        return _redis(exc)
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal", "internal server error"), status_code=500)
 
 
+async def _on_error(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
+
+
+_HANDLED = (RequestValidationError, EnasError, StarletteHTTPException, SQLAlchemyError, redis.RedisError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every exception handler of the API on ``app``."""
-    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
-    app.add_exception_handler(EnasError, _on_enas_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
-    app.add_exception_handler(SQLAlchemyError, _on_database)  # type: ignore[arg-type]
-    app.add_exception_handler(redis.RedisError, _on_redis)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _on_unexpected)
+    """Register `error_response` on ``app`` for every exception (the last, ``Exception``, is the 500
+    answer of Starlette's outermost middleware)."""
+    for kind in (*_HANDLED, Exception):
+        app.add_exception_handler(kind, _on_error)

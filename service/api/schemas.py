@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
+from service.store.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
 
 
 class SearchPublic(BaseModel):

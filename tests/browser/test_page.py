@@ -18,7 +18,7 @@ import pytest
 
 from enas_core.genotype import Genotype, genotype_svg
 from enas_core.spaces import get_space
-from service.client import EnasClient
+from service.cli.client import EnasClient
 
 pytestmark = pytest.mark.e2e
 

@@ -41,7 +41,7 @@ TINY_ARGS = ("--space", "micro", "--dataset", "digits", "--epochs", "2", "--seed
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliStack]:
     """One stack for the whole test module (starting one costs seconds)."""
     running = Stack(tmp_path_factory.mktemp("enas-home"))
-    from service.client import EnasClient
+    from service.cli.client import EnasClient
 
     try:
         with EnasClient(running.url) as client:

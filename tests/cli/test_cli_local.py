@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli import apply_override, build_spec
-from service.client import EnasClient, EnasClientError, parse_sse
+from service.cli.client import EnasClient, EnasClientError, parse_sse
+from service.cli.searches import apply_override, build_spec
 from tests.cli.conftest import UNREACHABLE, _base_env, enasctl
 
 

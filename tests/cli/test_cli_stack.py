@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from enas_core.genotype import Genotype
-from service.client import EnasClient, EnasClientError
+from service.cli.client import EnasClient, EnasClientError
 from tests.cli.conftest import CliStack, TinySearch
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import redis
 
-from service.client import EnasClient
+from service.cli.client import EnasClient
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.db import upgrade
-from service.queue import JobQueue
-from service.redis_conn import connect, socket_path, start_embedded
+from service.queue import Job, Queue
+from service.queue.connection import connect, socket_path, start_embedded
 from service.settings import Settings
 from service.store import Store
+from service.store.db import upgrade
 from tests.faults.conftest import (
     PostgresServer,
     Proc,
@@ -47,7 +47,7 @@ def test_embedded_redis_restart_mid_search(spawn: Spawn, tmp_path: Path) -> None
     try:
         spec = fault_spec(epochs=6)
         search = store.create_search(spec=spec)
-        JobQueue(client).push(search.id)
+        Queue.on(client).jobs.push(Job.search(search.id))
         worker = spawn("worker", "worker", "--worker-id", "w1", env={"ENAS_HOME": str(home)})
         wait_for(lambda: store.get_search(search_id=search.id).epoch == 0, 120, "epoch 0", procs=(worker,))
 
@@ -67,9 +67,13 @@ def test_embedded_redis_restart_mid_search(spawn: Spawn, tmp_path: Path) -> None
         assert "heartbeat failed" in worker.log() or "not published" in worker.log()
         assert worker.popen.poll() is None
         # a job put back while Redis was away is taken again, found finished, and acked
-        queue = JobQueue(client)
-        wait_for(lambda: queue.processing("w1") == [] and queue.depth() == 0, 30, "the job acked",
-                 procs=(worker,))
+        queue = Queue.on(client)
+        wait_for(
+            lambda: queue.jobs.processing("w1") == [] and queue.jobs.depth() == 0,
+            30,
+            "the job acked",
+            procs=(worker,),
+        )
     finally:
         client.close()
         store.dispose()
@@ -94,7 +98,7 @@ def test_postgres_outage_then_redis_loss_mid_search(
         spec = fault_spec(epochs=12)
         running, waiting = store.create_search(spec=spec), store.create_search(spec=spec)
         for search in (running, waiting):
-            JobQueue(client).push(search.id)
+            Queue.on(client).jobs.push(Job.search(search.id))
         env = {
             "ENAS_HOME": str(tmp_path / "home"),
             "ENAS_DATABASE_URL": postgres.url,

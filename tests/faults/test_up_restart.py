@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.redis_conn import start_embedded
+from service.queue.connection import start_embedded
 from service.store import Store
 from tests.faults.conftest import (
     FAST_SETTINGS,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from service.db import upgrade
-from service.queue import JobQueue
-from service.redis_conn import connect, start_embedded
+from service.queue import Job, Queue
+from service.queue.connection import connect, start_embedded
 from service.settings import Settings
 from service.store import Store
+from service.store.db import upgrade
 from tests.faults.conftest import Proc, assert_complete, fault_spec, search_rows, wait_for
 
 pytestmark = pytest.mark.faults
@@ -43,18 +43,18 @@ def store(home: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def queue(home: Path) -> Iterator[JobQueue]:
+def queue(home: Path) -> Iterator[Queue]:
     client = connect(Settings(home=home))
-    yield JobQueue(client)
+    yield Queue.on(client)
     client.close()
 
 
 def test_kill9_mid_epoch_second_worker_resumes_exactly(
-    spawn: Spawn, home: Path, store: Store, queue: JobQueue
+    spawn: Spawn, home: Path, store: Store, queue: Queue
 ) -> None:
     spec = fault_spec()
     victim = store.create_search(spec=spec)
-    queue.push(victim.id)
+    queue.jobs.push(Job.search(victim.id))
     env = {"ENAS_HOME": str(home)}
     first = spawn("worker-1", "worker", "--worker-id", "w1", env=env)
     epoch_done = lambda: store.get_search(search_id=victim.id).epoch is not None  # noqa: E731
@@ -63,10 +63,10 @@ def test_kill9_mid_epoch_second_worker_resumes_exactly(
     first.stop()
     crashed = store.get_search(search_id=victim.id)
     assert (crashed.status, crashed.lease_owner) == ("running", "w1") and crashed.epoch in (0, 1)
-    assert queue.processing("w1") == [victim.id]  # the job is still the dead worker's
+    assert queue.jobs.processing("w1") == [Job.search(victim.id)]  # the job is still the dead worker's
 
     reference = store.create_search(spec=spec)  # the same search, uninterrupted, for comparison
-    queue.push(reference.id)
+    queue.jobs.push(Job.search(reference.id))
     second = spawn("worker-2", "worker", "--worker-id", "w2", env=env)
     both_done = lambda: all(store.get_search(search_id=i).is_terminal for i in (victim.id, reference.id))  # noqa: E731
     wait_for(both_done, 180, "the searches", procs=(second,))
@@ -77,22 +77,25 @@ def test_kill9_mid_epoch_second_worker_resumes_exactly(
     final = store.get_search(search_id=victim.id)
     assert final.fencing_token == 2 and final.lease_owner is None
     assert f"resumed from {home}/artifacts/{victim.id}/ckpt-{crashed.epoch}.pt" in second.log()
-    assert "reaped search(es)" in second.log() and queue.processing("w1") == []
+    assert "reaped search(es)" in second.log() and queue.jobs.processing("w1") == []
 
 
 def test_two_workers_never_run_one_search_at_once(
-    spawn: Spawn, home: Path, store: Store, queue: JobQueue
+    spawn: Spawn, home: Path, store: Store, queue: Queue
 ) -> None:
     spec = fault_spec()
     search = store.create_search(spec=spec)
-    queue.push(search.id)
-    queue.push(search.id)  # a duplicate (API and reconciler racing): both workers take a copy
+    job = Job.search(search.id)
+    queue.jobs.push(job)
+    queue.jobs.push(job)  # a duplicate (API and reconciler racing): both workers take a copy
     env = {"ENAS_HOME": str(home)}
     workers = [spawn(f"worker-{i}", "worker", "--worker-id", f"r{i}", env=env) for i in (1, 2)]
     owner = wait_for(
         lambda: store.get_search(search_id=search.id).lease_owner, 120, "a claim", procs=tuple(workers)
     )
-    wait_for(lambda: queue.depth() == 0 and len(queue.processing(owner)) == 1, 60, "both copies taken")
+    wait_for(
+        lambda: queue.jobs.depth() == 0 and len(queue.jobs.processing(owner)) == 1, 60, "both copies taken"
+    )
     running, other = (workers[0], workers[1]) if owner == "r1" else (workers[1], workers[0])
     wait_for(lambda: "dropping this copy" in other.log(), 60, "the duplicate dropped", procs=(other,))
     assert store.get_search(search_id=search.id).fencing_token == 1  # claimed once

@@ -22,8 +22,8 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.db import normalize_url, upgrade
 from service.store import Store
+from service.store.db import normalize_url, upgrade
 from tests.stack import free_port
 
 POSTGRES_URL = os.environ.get("ENAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -136,8 +136,8 @@ class ServerThread:
 
 @pytest.fixture(scope="module")
 def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A home folder whose embedded Redis (``service.redis_conn``) is stopped after the module."""
-    from service.redis_conn import start_embedded
+    """A home folder whose embedded Redis (``service.queue.connection``) is stopped after the module."""
+    from service.queue.connection import start_embedded
 
     home = tmp_path_factory.mktemp("home")
     handle, _ = start_embedded(home)

@@ -19,8 +19,6 @@ from tests.service.conftest import Api
 SERVER_REDIS = "redis://127.0.0.1:6379/0"
 
 
-
-
 @pytest.fixture(scope="module")
 def api(embedded_home: Path, serve: Any) -> Iterator[Api]:
     settings = Settings(home=embedded_home, data_dir=embedded_home / "data")
@@ -48,7 +46,7 @@ def test_health_and_ready(api: Api) -> None:
 
 
 def test_submit_and_read(api: Api) -> None:
-    depth = api.queue.depth()
+    depth = api.queue.jobs.depth()
     response = submit(api, name="first", child={"channels": 4})
     assert response.status_code == 201
     body = response.json()
@@ -60,7 +58,7 @@ def test_submit_and_read(api: Api) -> None:
         and body["links"]["page"] == f"/ui/searches/{body['id']}"
     )
     assert "fencing_token" not in body and body["created_at"].endswith("Z")
-    assert api.queue.depth() == depth + 1  # the id was pushed
+    assert api.queue.jobs.depth() == depth + 1  # the id was pushed
     assert api.http.get(f"/searches/{body['id']}").json() == {**body, "duration_s": None}
 
 
@@ -185,7 +183,7 @@ def test_cancel_and_resume(api: Api) -> None:
     api.store.mark_running(search_id=sid)
     running = api.http.post(f"/searches/{sid}/cancel").json()
     assert (running["status"], running["cancel_requested"]) == ("running", True)
-    assert api.queue.cancel_requested(sid)
+    assert api.queue.cancels.requested(sid)
     api.store.finish_search(search_id=sid, status="cancelled")
     done = submit(api).json()["id"]
     api.store.mark_running(search_id=done)
@@ -229,7 +227,7 @@ def test_retrain_validates_and_queues_jobs(api: Api) -> None:
     assert api.http.post(f"/searches/{no_derived}/retrain").status_code == 409
     assert api.store.list_retrains(search_id=sid) == []  # nothing written by the refusals
 
-    depth = api.queue.depth()
+    depth = api.queue.jobs.depth()
     default = api.http.post(f"/searches/{sid}/retrain")  # no body: the best derived architecture
     assert default.status_code == 202
     (row,) = default.json()["items"]
@@ -237,12 +235,12 @@ def test_retrain_validates_and_queues_jobs(api: Api) -> None:
     top = api.http.post(f"/searches/{sid}/retrain", json={"top_k": 2, "epochs": 3}).json()["items"]
     assert [r["architecture_id"] for r in top] == [best, second] and top[0]["id"] == row["id"]  # same row
     assert all(r["metrics"] == {"requested_epochs": 3} for r in top)  # not started yet: both take it
-    assert api.queue.depth() == depth + 3  # one job per queued row and request (duplicates are harmless)
-    items = api.queue.redis.lrange(api.queue.key("queue"), 0, 2)
+    assert api.queue.jobs.depth() == depth + 3  # one job per queued row and request (duplicates are harmless)
+    items = api.queue.redis.lrange(api.queue.keys.queue, 0, 2)
     assert f"retrain:{top[1]['id']}" in items and f"retrain:{row['id']}" in items
     api.store.finish_retrain(retrain_id=row["id"], status="succeeded", test_score=0.5)
     again = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [best]}).json()["items"]
-    assert again[0]["status"] == "succeeded" and api.queue.depth() == depth + 3  # done: not queued again
+    assert again[0]["status"] == "succeeded" and api.queue.jobs.depth() == depth + 3  # done: not queued again
     assert other != sid
 
 

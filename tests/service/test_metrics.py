@@ -97,7 +97,7 @@ def test_metrics_exposition(server: Any) -> None:
     counts = store.counts_by_status()
     for status in ("queued", "running", "succeeded", "failed", "cancelled"):
         assert value(samples, "enas_searches", status=status) == counts.get(status, 0)
-    assert value(samples, "enas_queue_depth") == server.app.state.queue.depth()
+    assert value(samples, "enas_queue_depth") == server.app.state.queue.jobs.depth()
     assert value(samples, "enas_redis_up") == 1
     assert types["enas_architectures_sampled_total"] == "counter"
     assert value(samples, "enas_architectures_sampled_total", phase="sample") == 6

@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.db import upgrade
-from service.models import Architecture, Base
 from service.store import Store
+from service.store.db import upgrade
+from service.store.models import Architecture, Base
 from tests.service.conftest import postgres_schema
 
 

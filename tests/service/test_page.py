@@ -17,11 +17,11 @@ import pytest
 
 from service.api.app import create_app
 from service.api.routes.events import sse_chunks
-from service.queue import JobQueue
+from service.queue import Queue
 from service.settings import Settings
 from tests.service.conftest import Api as BaseApi
 
-WEB = Path(__file__).resolve().parents[2] / "service" / "web"
+WEB = Path(__file__).resolve().parents[2] / "service" / "api" / "web"
 
 
 class Api(BaseApi):
@@ -78,11 +78,11 @@ def wait_for(check: Any, timeout: float = 5.0) -> bool:
     return False
 
 
-def publish_later(queue: JobQueue, search_id: int, events: list[dict[str, Any]], delay: float = 0.3) -> None:
+def publish_later(queue: Queue, search_id: int, events: list[dict[str, Any]], delay: float = 0.3) -> None:
     def run() -> None:
         for event in events:
             time.sleep(delay)
-            queue.publish(search_id, event)
+            queue.events.publish(search_id, event)
 
     threading.Thread(target=run, daemon=True).start()
 
@@ -122,7 +122,7 @@ def test_every_module_the_page_imports_is_served(api: Api) -> None:
 
 def test_stream_replays_then_follows_until_finished(api: Api) -> None:
     sid = api.search("running")
-    api.queue.publish(sid, {"type": "status", "status": "running", "worker": "w"})
+    api.queue.events.publish(sid, {"type": "status", "status": "running", "worker": "w"})
     epochs = [{"type": "epoch", "epoch": e, "total": 3, "metrics": {"reward": e / 10}} for e in range(3)]
     later = [*epochs, {"type": "finished", "status": "succeeded", "error": None}]
     with api.http.stream("GET", f"/searches/{sid}/events") as response:
@@ -157,7 +157,7 @@ def test_stream_of_a_queued_search_starts_from_the_database(api: Api) -> None:
 
 def test_a_resumed_search_does_not_replay_its_old_finished_event(api: Api) -> None:
     sid = api.search("cancelled")
-    api.queue.publish(sid, {"type": "finished", "status": "cancelled", "error": None})
+    api.queue.events.publish(sid, {"type": "finished", "status": "cancelled", "error": None})
     api.http.post(f"/searches/{sid}/resume")  # queued again; Redis still holds the old finished event
     with api.http.stream("GET", f"/searches/{sid}/events") as response:
         messages = sse_messages(response)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from service.db import make_engine, normalize_url
 from service.settings import Settings, get_settings
+from service.store.db import make_engine, normalize_url
 
 
 def test_paths_follow_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

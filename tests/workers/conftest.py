@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from service.db import upgrade
-from service.queue import JobQueue
-from service.redis_conn import connect, start_embedded
+from service.queue import Queue
+from service.queue.connection import connect, start_embedded
 from service.settings import Settings
 from service.spec import SearchSpec, resolve_spec
 from service.store import Store
+from service.store.db import upgrade
 
 TINY_OVERRIDES: dict[str, Any] = {
     "epochs": 2,
@@ -76,10 +76,10 @@ def store(settings: Settings) -> Iterator[Store]:
 
 
 @pytest.fixture
-def queue(settings: Settings) -> Iterator[JobQueue]:
+def queue(settings: Settings) -> Iterator[Queue]:
     """A queue with a random prefix (the worker under test gets the same prefix)."""
     client = connect(settings)
-    yield JobQueue(client, prefix=f"enastest-{uuid.uuid4().hex[:10]}")
+    yield Queue.on(client, prefix=f"enastest-{uuid.uuid4().hex[:10]}")
     client.close()
 
 

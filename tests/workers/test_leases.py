@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from service.errors import Conflict, Unavailable
-from service.queue import JobQueue
+from service.queue import Job, Queue
 from service.settings import Settings
 from service.store import Store
 from workers.lease import Backoff, LeaseKeeper, LeaseLost, retry_transient
@@ -33,35 +33,37 @@ def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return True
 
 
-def test_keeper_renews_and_notices_a_takeover(queue: JobQueue) -> None:
+def test_keeper_renews_and_notices_a_takeover(queue: Queue) -> None:
     keeper = LeaseKeeper(queue, "w1", ttl_s=0.6, interval_s=0.1)
     keeper.start()
     try:
-        assert _eventually(lambda: queue.worker_alive("w1"))
-        assert keeper.acquire(11) and queue.lease_holder(11) == "w1"
+        assert _eventually(lambda: queue.workers.alive("w1"))
+        assert keeper.acquire(Job.search(11)) and queue.leases.holder(Job.search(11)) == "w1"
         time.sleep(1.0)  # longer than the TTL: only renewals keep it
-        assert queue.lease_holder(11) == "w1" and keeper.valid()
+        assert queue.leases.holder(Job.search(11)) == "w1" and keeper.valid()
         keeper.check()
-        queue.redis.set(queue.key("lease", 11), "w2")  # presumed dead, re-taken by w2
+        queue.redis.set(queue.keys.lease("11"), "w2")  # presumed dead, re-taken by w2
         assert _eventually(keeper.lost.is_set)
         with pytest.raises(LeaseLost):
             keeper.check()
         keeper.release()
-        assert queue.lease_holder(11) == "w2"  # not ours to delete
+        assert queue.leases.holder(Job.search(11)) == "w2"  # not ours to delete
     finally:
         keeper.stop()
-    assert not queue.worker_alive("w1")
+    assert not queue.workers.alive("w1")
 
 
-def test_keeper_pauses_while_the_lease_cannot_be_renewed(queue: JobQueue) -> None:
+def test_keeper_pauses_while_the_lease_cannot_be_renewed(queue: Queue) -> None:
     keeper = LeaseKeeper(queue, "w3", ttl_s=0.3, interval_s=0.1)
-    assert keeper.acquire(12)
+    assert keeper.acquire(Job.search(12))
     time.sleep(0.35)  # no heartbeat thread: nothing renewed it within its TTL
     assert not keeper.valid()
     began = time.monotonic()
     threading.Timer(0.3, keeper.beat).start()  # Redis answers again: the next beat renews it
     keeper.wait_valid(threading.Event())
-    assert 0.25 < time.monotonic() - began < 5 and keeper.valid() and queue.lease_holder(12) == "w3"
+    assert (
+        0.25 < time.monotonic() - began < 5 and keeper.valid() and queue.leases.holder(Job.search(12)) == "w3"
+    )
 
 
 def test_retry_transient_backs_off_then_succeeds() -> None:
@@ -98,13 +100,13 @@ def test_backoff_grows_to_its_cap() -> None:
     assert backoff.next_delay() <= 1.0
 
 
-def test_reconciler_requeues_what_redis_lost(store: Store, queue: JobQueue, tiny_spec: Spec) -> None:
+def test_reconciler_requeues_what_redis_lost(store: Store, queue: Queue, tiny_spec: Spec) -> None:
     lost_queued = store.create_search(spec=tiny_spec())
     waiting = store.create_search(spec=tiny_spec())
-    queue.push(waiting.id)
+    queue.jobs.push(Job.search(waiting.id))
     live = store.create_search(spec=tiny_spec())
     store.mark_running(search_id=live.id, worker_id="alive")
-    queue.acquire_lease(live.id, "alive", ttl_s=30)
+    queue.leases.acquire(Job.search(live.id), "alive", ttl_s=30)
     orphan = store.create_search(spec=tiny_spec())
     store.mark_running(search_id=orphan.id, worker_id="gone")  # its worker and Redis's data are gone
     done = store.create_search(spec=tiny_spec())
@@ -114,8 +116,8 @@ def test_reconciler_requeues_what_redis_lost(store: Store, queue: JobQueue, tiny
     assert reconciler.run_once() == []  # seen missing once: not yet
     assert Reconciler(store, queue, grace_s=0.3, owner="r2").run_once() == []  # r1 holds the lock
     time.sleep(0.35)
-    assert reconciler.run_once() == [lost_queued.id, orphan.id]
-    assert sorted(queue.redis.lrange(queue.key("queue"), 0, -1), key=int) == [
+    assert reconciler.run_once() == [Job.search(lost_queued.id), Job.search(orphan.id)]
+    assert sorted(queue.redis.lrange(queue.keys.queue, 0, -1), key=int) == [
         str(i) for i in sorted([lost_queued.id, waiting.id, orphan.id])
     ]
     time.sleep(0.35)

@@ -3,6 +3,7 @@ checkpoint stores exactly the rows of an uninterrupted run with the same seed (C
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from service.queue import JobQueue
+from service.queue import Queue
+from service.queue.cancel import CancelFlags
 from service.settings import Settings
 from service.store import Store
 from workers.runner import SearchInterrupted, run_search
@@ -50,34 +52,28 @@ def learning_metrics(store: Store, search_id: int) -> list[dict[str, Any]]:
     ]
 
 
-class StopAfterChecks(JobQueue):
-    """A queue whose cancel check sets the worker's stop event after ``after`` checks past epoch 0:
+class StopAfterChecks(CancelFlags):
+    """Cancel flags whose check sets the worker's stop event after ``after`` checks past epoch 0:
     the run stops in the middle of epoch 1 with work of that epoch already done in the actors."""
 
-    def __init__(
-        self, base: JobQueue, store: Store, search_id: int, stop: threading.Event, after: int
-    ) -> None:
-        super().__init__(base.redis, prefix=base.prefix)
+    def __init__(self, base: Queue, store: Store, search_id: int, stop: threading.Event, after: int) -> None:
+        super().__init__(base.redis, base.keys)
         self.store, self.search_id, self.stop, self.left = store, search_id, stop, after
 
-    def cancel_requested(self, search_id: int) -> bool:
+    def requested(self, search_id: int) -> bool:
         if self.store.get_search(search_id=self.search_id).epoch == 0:
             self.left -= 1
             if self.left < 0:
                 self.stop.set()
-        return super().cancel_requested(search_id)
+        return super().requested(search_id)
 
 
-class Recording(JobQueue):
-    """A queue that keeps the events it publishes."""
+class Recording:
+    """A queue that keeps the events it publishes (``Recording(queue).queue``)."""
 
-    def __init__(self, base: JobQueue) -> None:
-        super().__init__(base.redis, prefix=base.prefix)
+    def __init__(self, base: Queue) -> None:
         self.events: list[dict[str, Any]] = []
-
-    def publish(self, search_id: int, event: dict[str, Any]) -> dict[str, Any]:
-        self.events.append(event)
-        return super().publish(search_id, event)
+        self.queue = dataclasses.replace(base, events=base.events.with_listener(self.events.append))
 
 
 class CancelInEpoch(Store):
@@ -90,7 +86,7 @@ class CancelInEpoch(Store):
 
 
 def test_interrupted_and_cancelled_searches_resume_exactly(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
 ) -> None:
     settings = settings.model_copy(update={"checkpoint_keep": 1})
     spec = tiny_spec(**RESUME_OVERRIDES)
@@ -99,14 +95,16 @@ def test_interrupted_and_cancelled_searches_resume_exactly(
 
     interrupted = store.create_search(spec=spec)
     stop = threading.Event()
-    stopping = StopAfterChecks(queue, store, interrupted.id, stop, after=0)
+    stopping = dataclasses.replace(
+        queue, cancels=StopAfterChecks(queue, store, interrupted.id, stop, after=0)
+    )
     with pytest.raises(SearchInterrupted):  # after epoch 1's shared phase, before its controller phase
         run_search(interrupted.id, store=store, queue=stopping, settings=settings, stop_event=stop)
     paused = store.get_search(search_id=interrupted.id)
     assert (paused.status, paused.epoch) == ("running", 0)
     assert paused.checkpoint_uri and paused.checkpoint_uri.endswith(f"/{interrupted.id}/ckpt-0.pt")
     recording = Recording(queue)
-    resumed = run_search(interrupted.id, store=store, queue=recording, settings=settings)
+    resumed = run_search(interrupted.id, store=store, queue=recording.queue, settings=settings)
     assert resumed.status == "succeeded" and resumed.fencing_token == 2
     assert {
         "type": "status",

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from service.api.jobs import retrain_search
 from service.api.schemas import RetrainRequest
+from service.api.usecases import retrain_search
 from service.logging import SearchIdFilter
-from service.queue import JobQueue, retrain_job
+from service.queue import Job, Queue
+from service.queue.jobs import encode_job
 from service.settings import Settings
 from service.store import Store
 from tests.workers.conftest import TINY_OVERRIDES
@@ -37,7 +38,7 @@ def _load_module(path: Path) -> Any:
 
 @pytest.mark.usefixtures("ray_session")
 def test_retrain_requested_after_the_search_saves_exportable_weights(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec, tmp_path: Path
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec, tmp_path: Path
 ) -> None:
     from enas_core.codegen import network_config, pytorch_source
     from enas_core.export import local_path
@@ -47,7 +48,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
 
     spec = tiny_spec(retrain={**TINY_OVERRIDES["retrain"], "enabled": False})
     search = store.create_search(spec=spec)
-    queue.push(search.id)
+    queue.jobs.push(Job.search(search.id))
     assert run_worker(settings, burst=True, worker_id="w1", queue_prefix=queue.prefix) == 1
     assert store.get_search(search_id=search.id).status == "succeeded"
     assert store.list_retrains(search_id=search.id) == []
@@ -60,7 +61,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
         owner="anonymous",
         settings=settings,
     )
-    assert row.status == "queued" and queue.depth() == 1
+    assert row.status == "queued" and queue.jobs.depth() == 1
     assert run_worker(settings, burst=True, worker_id="w2", queue_prefix=queue.prefix) == 1
 
     done = store.get_retrain(retrain_id=row.id)
@@ -70,7 +71,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
     assert len(done.metrics["curve"]) == 2 and done.metrics["attempts"] == 1
     weights = local_path(done.artifact_uri)
     assert weights == Path(str(settings.artifact_dir)) / str(search.id) / f"retrain-{row.id}.pt"
-    assert queue.depth() == 0 and queue.processing("w2") == []
+    assert queue.jobs.depth() == 0 and queue.jobs.processing("w2") == []
 
     # the exported model.py with those weights gives the retrained child's test accuracy
     genotype = Genotype.from_dict(store.get_architecture(architecture_id=row.architecture_id).genotype or {})
@@ -88,11 +89,11 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
         owner="anonymous",
         settings=settings,
     )
-    assert [r.id for r in again] == [row.id] and queue.depth() == 0  # already retrained: nothing queued
+    assert [r.id for r in again] == [row.id] and queue.jobs.depth() == 0  # already retrained: nothing queued
 
 
 def test_worker_log_lines_carry_the_search_id(
-    store: Store, queue: JobQueue, settings: Settings, caplog: pytest.LogCaptureFixture
+    store: Store, queue: Queue, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.handler.addFilter(SearchIdFilter())
     caplog.set_level(logging.INFO, logger="workers.worker")
@@ -100,10 +101,10 @@ def test_worker_log_lines_carry_the_search_id(
     store.mark_running(search_id=search.id)
     store.finish_search(search_id=search.id, status="cancelled")
     stop = threading.Event()
-    for job in (search.id, retrain_job(424242)):
-        queue.redis.lpush(queue.key("processing", "w"), str(job))
+    for job in (Job.search(search.id), Job.retrain(424242)):
+        queue.redis.lpush(queue.keys.processing("w"), encode_job(job))
         handle_job(job, store=store, queue=queue, settings=settings, worker_id="w", stop_event=stop)
     records = [r for r in caplog.records if r.name == "workers.worker"]
     assert [getattr(r, "search_id", None) for r in records] == [search.id, None]
     assert "skipping" in records[0].getMessage() and "not in the database" in records[1].getMessage()
-    assert queue.processing("w") == []
+    assert queue.jobs.processing("w") == []

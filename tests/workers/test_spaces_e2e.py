@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from service.queue import JobQueue
+from service.queue import Job, Queue
 from service.settings import Settings
 from service.spec import SearchSpec, resolve_spec
 from service.store import Store
@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_PTB = ROOT.parent / "shared" / "data" / "ptb-mini"
 
 
-def _run(store: Store, queue: JobQueue, settings: Settings, **spec: Any) -> Any:
+def _run(store: Store, queue: Queue, settings: Settings, **spec: Any) -> Any:
     """Submit a resolved spec, run the worker until the queue is empty, return the final record."""
     search = store.create_search(spec=resolve_spec(SearchSpec(**spec)))
-    queue.push(search.id)
+    queue.jobs.push(Job.search(search.id))
     assert run_worker(settings, burst=True, worker_id=f"w-{search.id}", queue_prefix=queue.prefix) == 1
     return store.get_search(search_id=search.id)
 
@@ -51,7 +51,7 @@ def _assert_complete(
     assert retrain.test_score is not None and math.isfinite(retrain.test_score)
 
 
-def test_demo_macro_completes(store: Store, queue: JobQueue, settings: Settings) -> None:
+def test_demo_macro_completes(store: Store, queue: Queue, settings: Settings) -> None:
     search = _run(store, queue, settings, preset="demo-macro", epochs=2)
     _assert_complete(store, search, epochs=2, samples_per_epoch=10 * 10)
     samples, _ = store.list_architectures(search_id=search.id, phase="sample", limit=500)
@@ -62,7 +62,7 @@ def test_demo_macro_completes(store: Store, queue: JobQueue, settings: Settings)
     assert 0.0 <= retrained.test_score <= 1.0  # test accuracy
 
 
-def test_demo_rnn_completes_on_its_default_corpus(store: Store, queue: JobQueue, settings: Settings) -> None:
+def test_demo_rnn_completes_on_its_default_corpus(store: Store, queue: Queue, settings: Settings) -> None:
     search = _run(store, queue, settings, preset="demo-rnn", epochs=2)
     assert search.spec["dataset"] == "synthetic-ptb"
     _assert_complete(store, search, epochs=2, samples_per_epoch=10 * 10)
@@ -85,7 +85,7 @@ def _ptb_source(tmp_path: Path) -> Path:
 
 
 def test_demo_rnn_reads_ptb_from_the_workers_data_dir(
-    store: Store, queue: JobQueue, settings: Settings, tmp_path: Path
+    store: Store, queue: Queue, settings: Settings, tmp_path: Path
 ) -> None:
     assert settings.data_dir is not None
     prepared = subprocess.run(

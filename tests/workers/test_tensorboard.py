@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.queue import JobQueue
+from service.queue import Queue
 from service.settings import Settings
 from service.store import Store
 from workers import tensorboard
@@ -40,7 +40,7 @@ def read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return dict(scalars)
 
 
-def test_no_flag_no_files(settings: Settings, store: Store, queue: JobQueue) -> None:
+def test_no_flag_no_files(settings: Settings, store: Store, queue: Queue) -> None:
     spec = {"resources": {"tensorboard": False}}
     assert tensorboard.follow(queue, spec, settings=settings, store=store, search_id=1) is queue
     remote = settings.model_copy(update={"artifact_dir": "s3://bucket/artifacts"})
@@ -50,7 +50,7 @@ def test_no_flag_no_files(settings: Settings, store: Store, queue: JobQueue) -> 
 
 
 def test_events_become_scalars(
-    settings: Settings, store: Store, queue: JobQueue, tiny_spec: Callable[..., dict[str, Any]]
+    settings: Settings, store: Store, queue: Queue, tiny_spec: Callable[..., dict[str, Any]]
 ) -> None:
     search = store.create_search(spec=tiny_spec(resources={"tensorboard": True}))
     followed = tensorboard.follow(queue, search.spec, settings=settings, store=store, search_id=search.id)
@@ -60,7 +60,7 @@ def test_events_become_scalars(
         sent = followed.publish(
             search.id, {"type": "epoch", "epoch": epoch, "metrics": metrics, "best_reward": 0.9}
         )
-        assert sent["seq"] == epoch + 1 and queue.last_event(search.id) == sent  # still published
+        assert sent["seq"] == epoch + 1 and queue.events.last_event(search.id) == sent  # still published
     followed.publish(
         search.id, {"type": "derived", "items": [{"rank": 1, "architecture_id": 5, "score": 0.7}]}
     )
@@ -86,7 +86,7 @@ def test_a_search_that_asks_writes_its_files(
     ray_session: None,
     settings: Settings,
     store: Store,
-    queue: JobQueue,
+    queue: Queue,
     tiny_spec: Callable[..., dict[str, Any]],
 ) -> None:
     search = store.create_search(spec=tiny_spec(resources={"tensorboard": True}, retrain={"enabled": False}))

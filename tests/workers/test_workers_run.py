@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.queue import FINISHED, JobQueue
+from service.queue import FINISHED, Job, Queue
 from service.settings import Settings
 from service.store import Store
 from workers.runner import run_search
@@ -27,12 +27,12 @@ Spec = Callable[..., dict[str, Any]]
 
 
 def test_tiny_search_succeeds_with_every_record(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
 ) -> None:
     search = store.create_search(spec=tiny_spec())
-    queue.push(search.id)
+    queue.jobs.push(Job.search(search.id))
     events: list[dict[str, Any]] = []
-    follower = threading.Thread(target=lambda: events.extend(queue.subscribe(search.id)), daemon=True)
+    follower = threading.Thread(target=lambda: events.extend(queue.events.subscribe(search.id)), daemon=True)
     follower.start()
 
     assert run_worker(settings, burst=True, worker_id="w1", queue_prefix=queue.prefix) == 1
@@ -40,7 +40,7 @@ def test_tiny_search_succeeds_with_every_record(
     final = store.get_search(search_id=search.id)
     assert final.status == "succeeded", (final.error, final.error_traceback)
     assert final.progress == pytest.approx(1.0) and final.epoch == 1
-    assert queue.depth() == 0 and queue.processing("w1") == []
+    assert queue.jobs.depth() == 0 and queue.jobs.processing("w1") == []
     epochs = store.list_epochs(search_id=search.id)
     assert [e.epoch for e in epochs] == [0, 1]
     for key in (
@@ -81,11 +81,11 @@ def test_tiny_search_succeeds_with_every_record(
 
 
 def test_search_whose_data_is_missing_fails_with_the_error(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec, tmp_path: Any
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec, tmp_path: Any
 ) -> None:
     missing = tmp_path / "no-such-folder"
     search = store.create_search(spec=tiny_spec(dataset="cifar10", data_dir=str(missing)))
-    queue.push(search.id)
+    queue.jobs.push(Job.search(search.id))
 
     assert run_worker(settings, burst=True, worker_id="w2", queue_prefix=queue.prefix) == 1
 
@@ -94,30 +94,28 @@ def test_search_whose_data_is_missing_fails_with_the_error(
     assert final.status == "failed"
     assert final.error and "no-such-folder" in final.error and "DatasetError" in final.error
     assert final.error_traceback
-    assert queue.processing("w2") == []
-    last = queue.last_event(search.id)
+    assert queue.jobs.processing("w2") == []
+    last = queue.events.last_event(search.id)
     assert last is not None and last["status"] == "failed" and last["error"] == final.error
 
 
-def test_finished_search_is_skipped(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
-) -> None:
+def test_finished_search_is_skipped(store: Store, queue: Queue, settings: Settings, tiny_spec: Spec) -> None:
     search = store.create_search(spec=tiny_spec())
     store.finish_search(search_id=search.id, status="failed", error="earlier")
-    queue.push(search.id)
-    queue.push(10_000_000)  # unknown id
+    queue.jobs.push(Job.search(search.id))
+    queue.jobs.push(Job.search(10_000_000))  # unknown id
 
     assert run_worker(settings, burst=True, worker_id="w3", queue_prefix=queue.prefix) == 2
 
     assert store.get_search(search_id=search.id).error == "earlier"
-    assert queue.depth() == 0 and queue.processing("w3") == []
+    assert queue.jobs.depth() == 0 and queue.jobs.processing("w3") == []
 
 
 def test_cancel_flag_ends_the_search_cancelled(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
 ) -> None:
     search = store.create_search(spec=tiny_spec())
-    queue.request_cancel(search.id)  # as the API does for a running search
+    queue.cancels.request(search.id)  # as the API does for a running search
 
     final = run_search(search.id, store=store, queue=queue, settings=settings, worker_id="w4")
 
@@ -126,21 +124,23 @@ def test_cancel_flag_ends_the_search_cancelled(
 
 
 def test_worker_stop_puts_the_search_back(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
 ) -> None:
     search = store.create_search(spec=tiny_spec())
-    queue.push(search.id)
-    assert queue.take("w5", timeout=0) == search.id
+    queue.jobs.push(Job.search(search.id))
+    assert queue.jobs.take("w5", timeout=0) == Job.search(search.id)
     stop = threading.Event()
     stop.set()
 
-    handle_job(search.id, store=store, queue=queue, settings=settings, worker_id="w5", stop_event=stop)
+    handle_job(
+        Job.search(search.id), store=store, queue=queue, settings=settings, worker_id="w5", stop_event=stop
+    )
 
     assert store.get_search(search_id=search.id).status == "running"  # re-claimed by the next worker
-    assert queue.processing("w5") == [] and queue.take("w6", timeout=0) == search.id
+    assert queue.jobs.processing("w5") == [] and queue.jobs.take("w6", timeout=0) == Job.search(search.id)
 
 
-def test_stop_event_ends_an_idle_worker(queue: JobQueue, settings: Settings, store: Store) -> None:
+def test_stop_event_ends_an_idle_worker(queue: Queue, settings: Settings, store: Store) -> None:
     stop = threading.Event()
     handled: list[int] = []
     worker = threading.Thread(
@@ -165,7 +165,7 @@ sys.exit(run_worker(settings, worker_id="sig", queue_prefix=sys.argv[3], poll_s=
 """
 
 
-def test_sigterm_stops_the_worker_cleanly(queue: JobQueue, settings: Settings, store: Store) -> None:
+def test_sigterm_stops_the_worker_cleanly(queue: Queue, settings: Settings, store: Store) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER, str(settings.home), settings.db_url, queue.prefix],
         cwd=ROOT,
@@ -193,15 +193,15 @@ class _ClaimedMeanwhile(Store):
 
 
 def test_fenced_out_worker_leaves_the_search_to_the_new_owner(
-    store: Store, queue: JobQueue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
 ) -> None:
     search = store.create_search(spec=tiny_spec())
-    queue.request_cancel(search.id)  # ends the run at once, so it tries to finish the search
+    queue.cancels.request(search.id)  # ends the run at once, so it tries to finish the search
     stale = _ClaimedMeanwhile(store.url)
 
     final = run_search(search.id, store=stale, queue=queue, settings=settings, worker_id="w8")
     stale.dispose()
 
     assert final.status == "running" and final.lease_owner == "other"
-    last = queue.last_event(search.id)
+    last = queue.events.last_event(search.id)
     assert last is not None and last["type"] == "status"  # no "finished" event from the stale worker

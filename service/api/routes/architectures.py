@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import StoreDep
 from service.api.schemas import ArchitectureDetail, architecture_public
-from service.errors import Conflict, EnasError, InvalidInput, NotFound, Unavailable
-from service.records import ArchitectureRecord
+from service.errors import Conflict, InvalidInput, NotFound, NotServedHere, Unavailable
 from service.store import Store
+from service.store.records import ArchitectureRecord
 
 router = APIRouter(prefix="/architectures", tags=["architectures"])
 logger = logging.getLogger(__name__)
@@ -56,13 +56,6 @@ def draw_architecture(architecture_id: int, store: StoreDep) -> Response:
     except ValueError as e:  # GenotypeError is a ValueError
         raise InvalidInput(f"the stored genotype cannot be drawn: {e}", field="genotype") from e
     return Response(svg, media_type="image/svg+xml")
-
-
-class NotServedHere(EnasError):
-    """A format this process does not produce (HTTP 501)."""
-
-    status_code: ClassVar[int] = 501
-    code: ClassVar[str] = "not_implemented"
 
 
 ExportFormat = Literal["json", "pytorch", "onnx"]

@@ -25,16 +25,15 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from service.queue import FINISHED, JobQueue
-from service.records import SearchRecord
+from service.queue import FINISHED, HEARTBEAT, Queue
 from service.store import Store
+from service.store.records import SearchRecord
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +64,8 @@ def state_event(record: SearchRecord) -> dict[str, Any]:
             "total": record.total_epochs, "progress": record.progress}  # fmt: skip
 
 
-def _first_event(store: Store, queue: JobQueue, search_id: int) -> dict[str, Any]:
-    """The event to replay on connect: Redis's latest, unless the database knows better."""
-    last = queue.last_event(search_id)
+def _first_event(store: Store, last: dict[str, Any] | None, search_id: int) -> dict[str, Any]:
+    """The event to replay on connect: Redis's latest (``last``), unless the database knows better."""
     if last is not None and last.get("type") != FINISHED:
         return last
     record = store.get_search(search_id=search_id)
@@ -78,7 +76,7 @@ def _first_event(store: Store, queue: JobQueue, search_id: int) -> dict[str, Any
 
 def sse_chunks(
     store: Store,
-    queue: JobQueue,
+    queue: Queue,
     search_id: int,
     *,
     stop: threading.Event,
@@ -89,60 +87,34 @@ def sse_chunks(
 
     Ends after a finished event or, within ``tick_s``, once ``stop`` is set.
     """
-    pubsub = queue.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(queue.key("events", search_id))  # before reading the last event: none is missed
-    try:
-        first = _first_event(store, queue, search_id)
+    with queue.events.open(search_id) as subscription:  # before reading the last event: none is missed
+        first = _first_event(store, subscription.last(), search_id)
         yield format_event(first, retry_ms=RETRY_MS)
         if first.get("type") == FINISHED:
             return
-        yield from _follow(pubsub, store, search_id, int(first.get("seq") or 0), stop, heartbeat_s, tick_s)
-    finally:
-        pubsub.close()
-
-
-def _follow(
-    pubsub: Any,
-    store: Store,
-    search_id: int,
-    seen: int,
-    stop: threading.Event,
-    heartbeat_s: float,
-    tick_s: float,
-) -> Iterator[str]:
-    """Published events newer than ``seen``, with heartbeats, until a finished event or ``stop``."""
-    quiet_since = time.monotonic()
-    while not stop.is_set():
-        message = pubsub.get_message(timeout=tick_s)
-        if message is None or message.get("type") != "message":
-            if time.monotonic() - quiet_since >= heartbeat_s:
-                quiet_since = time.monotonic()
-                record = store.get_search(search_id=search_id)
-                if record.is_terminal:  # it ended without its finished event reaching us
-                    yield format_event(state_event(record))
-                    return
-                yield ": heartbeat\n\n"
-            continue
-        event = json.loads(message["data"])
-        if int(event.get("seq", 0)) <= seen:
-            continue
-        seen, quiet_since = int(event["seq"]), time.monotonic()
-        yield format_event(event)
-        if event.get("type") == FINISHED:
-            return
+        seen = int(first.get("seq") or 0)
+        for event in subscription.follow(seen, heartbeat_s=heartbeat_s, tick_s=tick_s, stop=stop):
+            if event.get("type") != HEARTBEAT:
+                yield format_event(event)  # the follow ends after a finished event
+                continue
+            record = store.get_search(search_id=search_id)
+            if record.is_terminal:  # it ended without its finished event reaching us
+                yield format_event(state_event(record))
+                return
+            yield ": heartbeat\n\n"
 
 
 class _Relay:
     """Runs `sse_chunks` in a daemon thread and hands its chunks to the event loop."""
 
-    def __init__(self, store: Store, queue: JobQueue, search_id: int, **timing: float) -> None:
+    def __init__(self, store: Store, queue: Queue, search_id: int, **timing: float) -> None:
         self.chunks: asyncio.Queue[str | None] = asyncio.Queue()
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(store, queue, search_id, timing), name=f"sse-{search_id}", daemon=True
         )
 
-    def _run(self, store: Store, queue: JobQueue, search_id: int, timing: dict[str, float]) -> None:
+    def _run(self, store: Store, queue: Queue, search_id: int, timing: dict[str, float]) -> None:
         try:
             for chunk in sse_chunks(store, queue, search_id, stop=self.stop, **timing):
                 self._put(chunk)
@@ -170,7 +142,7 @@ class _Relay:
             self.stop.set()
 
 
-async def event_response(store: Store, queue: JobQueue, search_id: int, **timing: float) -> StreamingResponse:
+async def event_response(store: Store, queue: Queue, search_id: int, **timing: float) -> StreamingResponse:
     """The streaming response of ``GET /searches/{id}/events`` (404 first for an unknown search).
 
     ``timing`` (``heartbeat_s``, ``tick_s``) is for tests.

@@ -33,9 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.api.deps import StoreDep, connect_queue
-from service.models import SEARCH_STATUSES, Architecture, Epoch, Search
 from service.store import Store
-from service.store_core import translate
+from service.store.database import translate
+from service.store.models import SEARCH_STATUSES, Architecture, Epoch, Search
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def queue_families(state: Any) -> list[Family]:
     up = Family("enas_redis_up", "gauge", "1 when Redis answered this scrape, else 0.")
     depth = Family("enas_queue_depth", "gauge", "Search ids waiting in the job queue.")
     try:
-        depth.add(connect_queue(state).depth())
+        depth.add(connect_queue(state).jobs.depth())
         up.add(1)
     except Exception as e:  # Redis down or unreachable: report it, do not fail the scrape
         logger.warning("metrics: Redis unavailable: %s", e)

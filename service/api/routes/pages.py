@@ -14,7 +14,7 @@ from service.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*\.(js|css|svg)$")
 _HEADERS = {"Cache-Control": "no-cache"}  # revalidate each time: a new version shows at once
@@ -38,7 +38,7 @@ def search_page(search_id: int) -> HTMLResponse:
 
 @router.get("/ui/static/{name}")
 def static_file(name: str) -> Response:
-    """A file of ``service/web`` (flat folder; names are checked, so no path leaves it)."""
+    """A file of ``service/api/web`` (flat folder; names are checked, so no path leaves it)."""
     if not _NAME.match(name) or not (WEB_DIR / name).is_file():
         raise NotFound(f"no static file {name!r}", field="name")
     return Response(_read(name), media_type=MEDIA_TYPES[Path(name).suffix], headers=_HEADERS)

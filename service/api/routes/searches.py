@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from service.api import jobs
+from service.api import usecases
 from service.api.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
 from service.api.routes import events
 from service.api.schemas import (
@@ -36,7 +36,7 @@ def submit_search(
     spec: SearchSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
     """Submit a search: stored as ``queued``, then its id is pushed on the job queue."""
-    record = jobs.submit_search(store=store, queue=queue, spec=spec, settings=settings, owner=owner)
+    record = usecases.submit_search(store=store, queue=queue, spec=spec, settings=settings, owner=owner)
     return search_public(record)
 
 
@@ -64,7 +64,9 @@ def cancel_search(
     search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
     """Cancel (cooperative for a running search). Idempotent; 409 for a succeeded or failed search."""
-    record = jobs.cancel_search(store=store, queue=queue, search_id=search_id, owner=owner, settings=settings)
+    record = usecases.cancel_search(
+        store=store, queue=queue, search_id=search_id, owner=owner, settings=settings
+    )
     return search_public(record)
 
 
@@ -73,7 +75,9 @@ def resume_search(
     search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
     """Queue a failed or cancelled search again (it resumes from its last checkpoint); else 409."""
-    record = jobs.resume_search(store=store, queue=queue, search_id=search_id, owner=owner, settings=settings)
+    record = usecases.resume_search(
+        store=store, queue=queue, search_id=search_id, owner=owner, settings=settings
+    )
     return search_public(record)
 
 
@@ -119,7 +123,7 @@ def retrain_search(
     (default: the best one) of a finished search, optionally for ``epochs``; 202 with the rows
     (queued for a worker; an architecture already retrained keeps its row). 409 while the search
     is queued or running, 422 for an architecture of another search."""
-    rows = jobs.retrain_search(
+    rows = usecases.retrain_search(
         store=store,
         queue=queue,
         search_id=search_id,

@@ -92,7 +92,7 @@ def is_unreachable(error: SQLAlchemyError) -> bool:
 
 
 def alembic_config(url: str | None = None) -> Any:
-    """The Alembic configuration of ``service/migrations`` (for programmatic commands)."""
+    """The Alembic configuration of ``service/store/migrations`` (for programmatic commands)."""
     from alembic.config import Config
 
     config = Config(str(MIGRATIONS_DIR / "alembic.ini"))

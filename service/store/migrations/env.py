@@ -1,11 +1,12 @@
-"""Alembic environment: migrates the connection handed over by ``service.db.upgrade``, or else
+"""Alembic environment: migrates the connection handed over by ``service.store.db.upgrade``, or else
 the database at ``sqlalchemy.url`` / ``ENAS_DATABASE_URL``."""
 
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
-from service.models import Base
+from service.store.models import Base
 
 target_metadata = Base.metadata
 
@@ -19,7 +20,7 @@ def _url() -> str:
     return Settings().db_url
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -31,7 +32,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_offline() -> None:
-    from service.db import normalize_url
+    from service.store.db import normalize_url
 
     context.configure(url=normalize_url(_url()), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -43,7 +44,7 @@ def run_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from service.db import make_engine  # run by hand with the alembic CLI
+    from service.store.db import make_engine  # run by hand with the alembic CLI
 
     engine = make_engine(_url())
     try:

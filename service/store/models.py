@@ -1,4 +1,4 @@
-"""The tables (SQLAlchemy 2 typed models). Schema changes go through ``service/migrations``.
+"""The tables (SQLAlchemy 2 typed models). Schema changes go through ``service/store/migrations``.
 
 Times are UTC. JSON columns use JSONB on PostgreSQL, but for the architectures' tokens and
 genotype (plain ``json``: see migration 0002).

@@ -1,4 +1,5 @@
-"""What the mutating endpoints do, store and queue together (the routes stay thin).
+"""The use-cases of the mutating endpoints: submit, cancel, resume, retrain, each the store and the
+queue together (the routes stay thin).
 
 The database is the source of truth and is written first; the queue only carries ids.
 """
@@ -11,18 +12,18 @@ import redis
 
 from service.api.schemas import RetrainRequest
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from service.queue import JobQueue
-from service.records import RetrainRecord, SearchRecord
+from service.queue import Job, Queue
 from service.settings import Settings
 from service.spec import SearchSpec, check_data_dir, resolve_spec
 from service.store import Store
+from service.store.records import RetrainRecord, SearchRecord
 
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(store: Store, queue: JobQueue, record: SearchRecord) -> None:
+def _enqueue(store: Store, queue: Queue, record: SearchRecord) -> None:
     try:
-        queue.push(record.id)
+        queue.jobs.push(Job.search(record.id))
     except redis.RedisError as e:
         # A queued row that no worker will ever take would hang forever: fail it visibly instead.
         store.finish_search(search_id=record.id, status="failed", error=f"could not be queued: {e}")
@@ -33,7 +34,7 @@ def _enqueue(store: Store, queue: JobQueue, record: SearchRecord) -> None:
 
 
 def submit_search(
-    *, store: Store, queue: JobQueue, spec: SearchSpec, settings: Settings, owner: str
+    *, store: Store, queue: Queue, spec: SearchSpec, settings: Settings, owner: str
 ) -> SearchRecord:
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
@@ -53,7 +54,7 @@ def _check_owner(record: SearchRecord, owner: str, settings: Settings) -> None:
 
 
 def cancel_search(
-    *, store: Store, queue: JobQueue, search_id: int, owner: str, settings: Settings
+    *, store: Store, queue: Queue, search_id: int, owner: str, settings: Settings
 ) -> SearchRecord:
     """Cancel a search: a queued one at once, a running one at its worker's next batch boundary.
 
@@ -63,14 +64,14 @@ def cancel_search(
     record = store.request_cancel(search_id=search_id)
     if record.status == "running":
         try:
-            queue.request_cancel(search_id)  # workers may watch Redis; the DB flag is the record
+            queue.cancels.request(search_id)  # workers may watch Redis; the DB flag is the record
         except redis.RedisError as e:
             logger.warning("cancel flag for search %s not set in Redis: %s", search_id, e)
     return record
 
 
 def resume_search(
-    *, store: Store, queue: JobQueue, search_id: int, owner: str, settings: Settings
+    *, store: Store, queue: Queue, search_id: int, owner: str, settings: Settings
 ) -> SearchRecord:
     """Queue a failed or cancelled search again; its worker resumes from the last checkpoint.
 
@@ -86,7 +87,7 @@ def resume_search(
         raise Unavailable(f"Redis is unreachable ({e}); search {search_id} was not resumed") from e
     record = store.requeue_search(search_id=search_id)
     try:
-        queue.push(record.id)
+        queue.jobs.push(Job.search(record.id))
     except redis.RedisError as e:
         raise Unavailable(
             f"search {search_id} is queued again but Redis failed ({e}); "
@@ -96,7 +97,7 @@ def resume_search(
 
 
 def retrain_search(
-    *, store: Store, queue: JobQueue, search_id: int, request: RetrainRequest, owner: str, settings: Settings
+    *, store: Store, queue: Queue, search_id: int, request: RetrainRequest, owner: str, settings: Settings
 ) -> list[RetrainRecord]:
     """Create (or find) the retrain rows of the chosen architectures and queue a job for each queued one.
 
@@ -119,7 +120,7 @@ def retrain_search(
     try:
         for row in rows:
             if row.status == "queued":
-                queue.push_retrain(row.id)
+                queue.jobs.push(Job.retrain(row.id))
     except redis.RedisError as e:
         raise Unavailable(
             f"the retrains of search {search_id} are queued but Redis failed ({e}); "

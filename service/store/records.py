@@ -8,11 +8,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, overload
 
-from service import models
+from service.store import models
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """``value`` as an aware UTC datetime (SQLite hands back naive ones, which are UTC)."""
     if value is None:
@@ -25,10 +31,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class _Record:
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every record is a dataclass
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             out[f.name] = _iso(value) if isinstance(value, datetime) else value
         return out
@@ -74,7 +82,7 @@ class SearchRecord(_Record):
             status=row.status,
             spec=dict(row.spec),
             seed=row.seed,
-            created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            created_at=as_utc(row.created_at),
             started_at=as_utc(row.started_at),
             finished_at=as_utc(row.finished_at),
             error=row.error,
@@ -124,7 +132,7 @@ class ArchitectureRecord(_Record):
             accuracy=row.accuracy,
             entropy=row.entropy,
             log_prob=row.log_prob,
-            created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            created_at=as_utc(row.created_at),
         )
 
 
@@ -144,7 +152,7 @@ class EpochRecord(_Record):
             epoch=row.epoch,
             metrics=dict(row.metrics),
             started_at=as_utc(row.started_at),
-            finished_at=as_utc(row.finished_at),  # type: ignore[arg-type]
+            finished_at=as_utc(row.finished_at),
             duration_s=row.duration_s,
         )
 
@@ -191,6 +199,6 @@ class RetrainRecord(_Record):
             test_score=row.test_score,
             artifact_uri=row.artifact_uri,
             error=row.error,
-            created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            created_at=as_utc(row.created_at),
             finished_at=as_utc(row.finished_at),
         )

@@ -1,5 +1,6 @@
-"""The plumbing under :class:`service.store.Store`: connection, transactions, error translation,
-row validation and cursors. Not a public interface; use ``service.store``."""
+"""Rows in and out of the store: validation of what the workers hand in (architectures, statuses,
+JSON values), the bulk insert of an epoch's architectures, and the opaque page cursors. Used by the
+store's parts only; not a public interface (use ``service.store``)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ import base64
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service import models
-from service.db import WRITE_OPTION, is_unreachable, make_engine, make_session_factory, ping
-from service.errors import Conflict, EnasError, InvalidInput, NotFound, Unavailable
-from service.models import Search, utcnow
+from service.errors import InvalidInput, Unavailable
+from service.store import models
+from service.store.models import utcnow
 
 ARCH_SLOT = ["search_id", "epoch", "phase", "index"]
 _ARCH_FLOATS = ("reward", "loss", "accuracy", "entropy", "log_prob")
@@ -161,7 +159,9 @@ def architecture_values(
         seen.add((phase, index))
         if genotype is None:
             text = "null"
-        elif (text := texts.get(id(genotype))) is None:  # type: ignore[assignment]
+        elif id(genotype) in texts:
+            text = texts[id(genotype)]
+        else:
             text = texts[id(genotype)] = json_text(genotype)
         yield (search_id, epoch, phase, index, json_text(tokens), text, digest, *floats, now)
 
@@ -183,18 +183,28 @@ def insert_architectures(session: Session, values: Iterable[tuple[Any, ...]]) ->
             values = ((*v[:-1], created(v[-1])) for v in values)
         rows = list(values)
         if rows:
-            connection.exec_driver_sql(_SQLITE_INSERT, rows)  # type: ignore[arg-type]
+            connection.exec_driver_sql(_SQLITE_INSERT, rows)
     elif dialect.name == "postgresql":
+        import psycopg  # the driver `service.store.db.normalize_url` names for PostgreSQL
+
         try:
-            with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with _driver_connection(connection).cursor() as cursor:
                 with cursor.copy(_PG_COPY) as copy:
                     copy.set_types(_PG_TYPES)
                     for value in values:
                         copy.write_row(value)
-        except dialect.dbapi.Error as e:  # type: ignore[union-attr] # raw driver calls: wrap as SQLAlchemy would
-            raise DBAPIError.instance(_PG_COPY, None, e, dialect.dbapi.Error) from e  # type: ignore[union-attr]
+        except psycopg.Error as e:  # raw driver calls: wrap as SQLAlchemy would
+            raise DBAPIError.instance(_PG_COPY, None, e, psycopg.Error) from e
     else:
         raise Unavailable(f"unsupported database dialect {dialect.name!r}")
+
+
+def _driver_connection(connection: Connection) -> Any:
+    """The DBAPI driver's own connection under ``connection`` (psycopg's, for its COPY API)."""
+    driver = connection.connection.driver_connection
+    if driver is None:  # only once the pooled connection was invalidated
+        raise Unavailable("the database connection was closed")
+    return driver
 
 
 _TABLE = models.Architecture.__tablename__
@@ -236,85 +246,3 @@ def check_limit(limit: int, maximum: int) -> None:
     """Raise InvalidInput (field limit) unless 1 <= limit <= maximum."""
     if not 1 <= limit <= maximum:
         raise InvalidInput(f"limit must be between 1 and {maximum}", field="limit")
-
-
-def translate(error: SQLAlchemyError) -> EnasError:
-    """The project error for a SQLAlchemy error (raise it ``from`` the original)."""
-    if is_unreachable(error):
-        return Unavailable(f"database unavailable: {getattr(error, 'orig', None) or error}")
-    if isinstance(error, IntegrityError):
-        return Conflict(f"conflicts with stored data: {error.orig}")
-    return EnasError(f"database error: {error.__class__.__name__}")
-
-
-class StoreCore:
-    """Connection handling shared by the store's parts."""
-
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
-        """Build from a database URL (owns its engine) or from an existing engine (does not)."""
-        if (url is None) == (engine is None):
-            raise ValueError("give exactly one of url or engine")
-        self._engine = engine if engine is not None else make_engine(url)  # type: ignore[arg-type]
-        self._url = url if url is not None else self._engine.url.render_as_string(hide_password=False)
-        self._owns_engine = engine is None
-        self._sessions = make_session_factory(self._engine)
-
-    @property
-    def url(self) -> str:
-        """The database URL this store was built from."""
-        return self._url
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    def dispose(self) -> None:
-        """Close pooled connections (only of an engine this store created)."""
-        if self._owns_engine:
-            self._engine.dispose()
-
-    def ping(self) -> None:
-        """Raises :class:`Unavailable` when the database cannot be reached."""
-        ping(self._engine)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"url": self._url}  # never the live engine
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        StoreCore.__init__(self, state["url"])
-
-    @contextmanager
-    def _session(self, *, write: bool = False) -> Iterator[Session]:
-        """One transaction; ``write`` takes SQLite's write lock at BEGIN (see ``service.db``)."""
-        try:
-            with self._sessions.begin() as session:
-                if write:
-                    session.connection(execution_options={WRITE_OPTION: True})
-                yield session
-        except SQLAlchemyError as e:
-            raise translate(e) from e
-
-    @staticmethod
-    def _insert_ignoring_duplicates(session: Session, model: type[models.Base], keys: list[str]) -> Any:
-        """INSERT ... ON CONFLICT (keys) DO NOTHING for the session's dialect (executemany-ready)."""
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            return postgresql.insert(model).on_conflict_do_nothing(index_elements=keys)
-        if dialect == "sqlite":
-            return sqlite.insert(model).on_conflict_do_nothing(index_elements=keys)
-        raise Unavailable(f"unsupported database dialect {dialect!r}")
-
-    @staticmethod
-    def _search_row(session: Session, search_id: int, *, lock: bool = False) -> Search:
-        query = select(Search).where(Search.id == search_id)
-        row = session.scalars(query.with_for_update() if lock else query).one_or_none()
-        if row is None:
-            raise NotFound(f"search {search_id} not found", field="search_id")
-        return row
-
-    @staticmethod
-    def _check_fence(row: Search, fencing_token: int | None) -> None:
-        if fencing_token is not None and fencing_token != row.fencing_token:
-            raise Conflict(
-                f"search {row.id} is leased with fencing token {row.fencing_token}, not {fencing_token}"
-            )

@@ -1,5 +1,12 @@
-"""enasctl's process commands: serve (the API), up (everything on this machine), db upgrade.
-`enasctl worker` is in `service.cli`, the one module of service allowed to import workers."""
+"""enasctl's entry point (`main`) and its process commands: serve (the API), up (everything on this
+machine), worker, db upgrade.
+
+This is the one module of ``service`` that may import ``workers`` (the layer check exempts files
+named ``cli.py``), and it does so lazily: ``workers`` (and with it torch and Ray) is imported inside
+the `worker` command only, so every other command, and every module that imports the CLI's
+packages, stays free of them. `serve` and `up` import the API and the store lazily too: ``enasctl
+status`` needs neither.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,25 @@ from typing import Annotated
 
 import typer
 
-from service.cli_common import EXIT_FAILURE, EXIT_OK, app, console, db_app
+from service.cli import searches  # noqa: F401  (registers the search commands first, for --help)
+from service.cli.common import EXIT_FAILURE, EXIT_OK, app, console, db_app
 
 
-# -- processes -----------------------------------------------------------------------------------
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    worker_id: Annotated[str | None, typer.Option(help="Name of this worker.")] = None,
+) -> None:
+    """Run a worker: take searches from the queue and run them on Ray."""
+    from service.logging import configure_logging
+    from service.settings import get_settings
+    from workers.worker import run_worker
+
+    settings = get_settings()
+    configure_logging(settings)
+    run_worker(settings, burst=burst, worker_id=worker_id)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the API server (migrates the database first)."""
@@ -35,8 +57,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (Alembic) to ENAS_DATABASE_URL."""
-    from service.db import upgrade
     from service.settings import get_settings
+    from service.store.db import upgrade
 
     settings = get_settings()
     upgrade(settings.db_url)
@@ -53,9 +75,9 @@ def up(
 
     Ctrl-C (or SIGTERM) stops all of it.
     """
-    from service.db import upgrade
-    from service.redis_conn import start_embedded
+    from service.queue.connection import start_embedded
     from service.settings import get_settings
+    from service.store.db import upgrade
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -102,3 +124,15 @@ def _stop_children(children: list[subprocess.Popen[bytes]], grace: float = 20.0)
         except subprocess.TimeoutExpired:
             c.kill()
             c.wait()
+
+
+from service.cli import results  # noqa: E402,F401  (registers the results commands last)
+
+
+def main() -> None:
+    """The `enasctl` entry point (also `python -m service.cli`)."""
+    app(prog_name="enasctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """enasctl's entry point, its search commands (submit, status, list, watch, spaces, cancel,
-resume) and `enasctl worker`; the results commands are in `service.cli_results`, the process commands in
-`service.cli_processes`, the app and its conventions (exit codes, --server, --json) in
-`service.cli_common`.
+resume) and `enasctl worker`; the results commands are in `service.cli.results`, the process commands in
+`service.cli.cli`, the app and its conventions (exit codes, --server, --json) in
+`service.cli.common`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.cli_common import (
+from service.cli.client import TERMINAL_STATUSES, EnasClient
+from service.cli.common import (
     JsonOpt,
     Opt,
     ServerOpt,
@@ -28,8 +29,7 @@ from service.cli_common import (
     print_json,
     usage,
 )
-from service.cli_render import print_spaces
-from service.client import TERMINAL_STATUSES, EnasClient
+from service.cli.render import print_spaces
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:
@@ -295,33 +295,3 @@ def print_results(derived: dict[str, Any], retrains: dict[str, Any]) -> None:
             f"  retrain {r['id']} of architecture {r['architecture_id']}: {r['status']}, "
             f"test score {r.get('test_score')}, params {r.get('params')}"
         )
-
-
-# -- the worker (service/cli.py is the one module of service that may import workers) ----------
-@app.command()
-def worker(
-    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
-    worker_id: Annotated[str | None, typer.Option(help="Name of this worker.")] = None,
-) -> None:
-    """Run a worker: take searches from the queue and run them on Ray."""
-    from service.logging import configure_logging
-    from service.settings import get_settings
-    from workers.worker import run_worker
-
-    settings = get_settings()
-    configure_logging(settings)
-    run_worker(settings, burst=burst, worker_id=worker_id)
-
-
-# The other commands register themselves on `app` when imported (after the search commands, so
-# `enasctl --help` lists these first).
-from service import cli_processes, cli_results  # noqa: E402,F401
-
-
-def main() -> None:
-    """The `enasctl` entry point (also `python -m service.cli`)."""
-    app(prog_name="enasctl")
-
-
-if __name__ == "__main__":
-    main()

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from service.client import EnasClient, EnasClientError
+from service.cli.client import EnasClient, EnasClientError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 HELP = __doc__

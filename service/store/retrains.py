@@ -1,5 +1,5 @@
-"""Derivation and retraining records: the part of :class:`service.store.Store` written after the
-search loop (derived architectures, retraining runs). Same contract as ``service.store``."""
+"""The results part of the SQL store: derived architectures and retraining runs, written after the
+search loop (the contract is on `service.store.base.BaseStore`)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
-from service.models import TERMINAL_STATUSES, Architecture, Derived, Retrain, Search, utcnow
-from service.records import ArchitectureRecord, DerivedRecord, RetrainRecord
-from service.store_core import ARCH_SLOT, StoreCore, architecture_rows, clean_json, finite, retrain_status
+from service.store.database import StorePart, insert_ignoring_duplicates, search_row
+from service.store.models import TERMINAL_STATUSES, Architecture, Derived, Retrain, Search, utcnow
+from service.store.records import ArchitectureRecord, DerivedRecord, RetrainRecord
+from service.store.rows import ARCH_SLOT, architecture_rows, clean_json, finite, retrain_status
 
 
-class ResultsStore(StoreCore):
-    """Derived architectures and retraining runs of a search."""
+class RetrainsPart(StorePart):
+    """The rows of ``derived`` and ``retrains``."""
 
     def record_derived(
         self, *, search_id: int, items: list[dict[str, Any]], epoch: int | None = None
     ) -> list[DerivedRecord]:
-        """Store the derived architectures, best first: ``items`` are dicts with ``tokens``, ``hash``,
-        ``genotype`` and ``score`` (validation score on the shared weights). Each becomes an
-        architecture (phase 'derive', ``epoch`` default the search's last epoch, index = rank - 1,
-        reward = score) and a ``derived`` row of rank 1, 2, ... Idempotent: ranks already stored are
-        kept. Returns the search's derived list."""
-        with self._session(write=True) as session:
-            search = self._search_row(session, search_id, lock=True)
+        with self._db.session(write=True) as session:
+            search = search_row(session, search_id, lock=True)
             at_epoch = (search.epoch or 0) if epoch is None else epoch
             given = [
                 {**item, "phase": "derive", "index": i, "reward": item.get("score")}
@@ -34,7 +30,7 @@ class ResultsStore(StoreCore):
             ]
             rows = architecture_rows(search_id, at_epoch, given, phases=("derive",))
             if rows:
-                session.execute(self._insert_ignoring_duplicates(session, Architecture, ARCH_SLOT), rows)
+                session.execute(insert_ignoring_duplicates(session, Architecture, ARCH_SLOT), rows)
             ids = dict(
                 session.execute(
                     select(Architecture.index, Architecture.id).where(
@@ -54,15 +50,12 @@ class ResultsStore(StoreCore):
                 for row in rows
             ]
             if derived:
-                session.execute(
-                    self._insert_ignoring_duplicates(session, Derived, ["search_id", "rank"]), derived
-                )
+                session.execute(insert_ignoring_duplicates(session, Derived, ["search_id", "rank"]), derived)
         return self.list_derived(search_id=search_id)
 
     def list_derived(self, *, search_id: int) -> list[DerivedRecord]:
-        """The derived architectures by rank, each with its architecture. Raises NotFound."""
-        with self._session() as session:
-            self._search_row(session, search_id)
+        with self._db.session() as session:
+            search_row(session, search_id)
             rows = session.execute(
                 select(Derived, Architecture)
                 .join(Architecture, Architecture.id == Derived.architecture_id)
@@ -83,14 +76,9 @@ class ResultsStore(StoreCore):
     def create_retrain(
         self, *, search_id: int, architecture_id: int, status: str = "queued"
     ) -> RetrainRecord:
-        """A retraining run of one of the search's architectures.
-
-        Returns the existing run instead when one for the same architecture is queued, running or
-        succeeded (so a resumed search does not retrain twice). Raises NotFound.
-        """
         retrain_status(status, allowed=("queued", "running"))
-        with self._session(write=True) as session:
-            self._search_row(session, search_id, lock=True)
+        with self._db.session(write=True) as session:
+            search_row(session, search_id, lock=True)
             arch = session.get(Architecture, architecture_id)
             if arch is None or arch.search_id != search_id:
                 raise NotFound(
@@ -111,7 +99,8 @@ class ResultsStore(StoreCore):
             session.flush()
             return RetrainRecord.from_row(row)
 
-    def _retrain_row(self, session: Session, retrain_id: int) -> Retrain:
+    @staticmethod
+    def _retrain_row(session: Session, retrain_id: int) -> Retrain:
         row = session.get(Retrain, retrain_id, with_for_update=True)
         if row is None:
             raise NotFound(f"retrain {retrain_id} not found", field="retrain_id")
@@ -125,12 +114,9 @@ class ResultsStore(StoreCore):
         metrics: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> RetrainRecord:
-        """Progress of a retrain: set ``status`` ('queued'/'running'), replace its ``metrics`` (the
-        curves and attempts so far) and/or set ``error`` (a failed attempt that will be retried).
-        Raises NotFound, Conflict when it already finished."""
         if status is not None:
             retrain_status(status, allowed=("queued", "running"))
-        with self._session(write=True) as session:
+        with self._db.session(write=True) as session:
             row = self._retrain_row(session, retrain_id)
             if row.status not in ("queued", "running"):
                 raise Conflict(f"retrain {retrain_id} is already {row.status}")
@@ -154,11 +140,8 @@ class ResultsStore(StoreCore):
         artifact_uri: str | None = None,
         error: str | None = None,
     ) -> RetrainRecord:
-        """Record the outcome of a retrain ('succeeded', 'failed' or 'cancelled'); fields left None keep
-        their stored value. Idempotent: finishing again with the same status returns the stored row
-        unchanged (a retried task); with another status: Conflict. Raises NotFound."""
         retrain_status(status, allowed=("succeeded", "failed", "cancelled"))
-        with self._session(write=True) as session:
+        with self._db.session(write=True) as session:
             row = self._retrain_row(session, retrain_id)
             if row.status == status:
                 return RetrainRecord.from_row(row)
@@ -174,28 +157,24 @@ class ResultsStore(StoreCore):
             return RetrainRecord.from_row(row)
 
     def get_retrain(self, *, retrain_id: int) -> RetrainRecord:
-        """One retrain. Raises NotFound."""
-        with self._session() as session:
+        with self._db.session() as session:
             row = session.get(Retrain, retrain_id)
             if row is None:
                 raise NotFound(f"retrain {retrain_id} not found", field="retrain_id")
             return RetrainRecord.from_row(row)
 
     def list_retrains(self, *, search_id: int) -> list[RetrainRecord]:
-        """Every retrain of a search, oldest first. Raises NotFound."""
-        with self._session() as session:
-            self._search_row(session, search_id)
+        with self._db.session() as session:
+            search_row(session, search_id)
             rows = session.scalars(select(Retrain).where(Retrain.search_id == search_id).order_by(Retrain.id))
             return [RetrainRecord.from_row(r) for r in rows]
 
     def orphan_retrains(self) -> list[RetrainRecord]:
-        """``queued``/``running`` retrains of FINISHED searches, oldest first: the ones only a retrain
-        job (``POST /searches/{id}/retrain``) runs (a running search retrains its own rows)."""
         query = (
             select(Retrain)
             .join(Search, Search.id == Retrain.search_id)
             .where(Retrain.status.in_(("queued", "running")), Search.status.in_(TERMINAL_STATUSES))
             .order_by(Retrain.id)
         )
-        with self._session() as session:
+        with self._db.session() as session:
             return [RetrainRecord.from_row(r) for r in session.scalars(query)]

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli_common import (
+from service.cli.client import EnasClient, EnasClientError
+from service.cli.common import (
     JsonOpt,
     Opt,
     ServerOpt,
@@ -22,8 +23,7 @@ from service.cli_common import (
     print_json,
     usage,
 )
-from service.cli_render import print_best, print_retrains
-from service.client import EnasClient, EnasClientError
+from service.cli.render import print_best, print_retrains
 
 
 # -- results -------------------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""The searches part of the SQL store: create, list, claim, finish, cancel and requeue searches
+(the contract is on `service.store.base.BaseStore`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from service.errors import Conflict, InvalidInput
+from service.store import models
+from service.store.database import StorePart, check_fence, search_row
+from service.store.models import Search, utcnow
+from service.store.records import SearchRecord
+from service.store.rows import (
+    check_limit,
+    clean_json,
+    decode_cursor,
+    encode_cursor,
+)
+
+
+class SearchesPart(StorePart):
+    """The rows of ``searches``: a search's life from queued to finished."""
+
+    def create_search(self, *, spec: dict[str, Any], owner: str = "anonymous") -> SearchRecord:
+        epochs = spec.get("epochs") if isinstance(spec, dict) else None
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise InvalidInput("the resolved spec needs an integer epochs >= 1", field="epochs")
+        row = Search(
+            owner=owner,
+            status="queued",
+            spec=clean_json(spec),
+            seed=int(spec.get("seed", 0)),
+            created_at=utcnow(),
+            progress=0.0,
+            epoch=None,
+            total_epochs=epochs,
+            fencing_token=0,
+            cancel_requested=False,
+        )
+        with self._db.session(write=True) as session:
+            session.add(row)
+            session.flush()
+            return SearchRecord.from_row(row)
+
+    def get_search(self, *, search_id: int) -> SearchRecord:
+        with self._db.session() as session:
+            return SearchRecord.from_row(search_row(session, search_id))
+
+    def list_searches(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[SearchRecord], str | None]:
+        check_limit(limit, 500)
+        query = select(Search).order_by(Search.id.desc()).limit(limit + 1)
+        if status is not None:
+            if status not in models.SEARCH_STATUSES:
+                raise InvalidInput(
+                    f"status must be one of {', '.join(models.SEARCH_STATUSES)}", field="status"
+                )
+            query = query.where(Search.status == status)
+        if cursor is not None:
+            (last_id,) = decode_cursor(cursor, 1)
+            query = query.where(Search.id < int(last_id))
+        with self._db.session() as session:
+            rows = list(session.scalars(query))
+        page = [SearchRecord.from_row(r) for r in rows[:limit]]
+        return page, (encode_cursor([page[-1].id]) if len(rows) > limit else None)
+
+    def mark_running(self, *, search_id: int, worker_id: str | None = None) -> SearchRecord:
+        with self._db.session(write=True) as session:
+            row = search_row(session, search_id, lock=True)
+            if row.status in models.TERMINAL_STATUSES:
+                raise Conflict(f"search {search_id} is already {row.status}")
+            row.status = "running"
+            row.started_at = row.started_at or utcnow()
+            row.lease_owner = worker_id
+            row.fencing_token += 1
+            session.flush()
+            return SearchRecord.from_row(row)
+
+    def finish_search(
+        self,
+        *,
+        search_id: int,
+        status: str,
+        error: str | None = None,
+        traceback: str | None = None,
+        fencing_token: int | None = None,
+    ) -> SearchRecord:
+        if status not in models.TERMINAL_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(models.TERMINAL_STATUSES)}", field="status")
+        with self._db.session(write=True) as session:
+            row = search_row(session, search_id, lock=True)
+            if row.status in models.TERMINAL_STATUSES:
+                if row.status == status:
+                    return SearchRecord.from_row(row)
+                raise Conflict(f"search {search_id} is already {row.status}")
+            check_fence(row, fencing_token)
+            row.status, row.finished_at, row.lease_owner = status, utcnow(), None
+            row.error, row.error_traceback = error, traceback
+            if status == "succeeded":
+                row.progress = 1.0
+            session.flush()
+            return SearchRecord.from_row(row)
+
+    def request_cancel(self, *, search_id: int) -> SearchRecord:
+        with self._db.session(write=True) as session:
+            row = search_row(session, search_id, lock=True)
+            if row.status in ("succeeded", "failed"):
+                raise Conflict(f"search {search_id} already {row.status}; nothing to cancel")
+            if row.status == "queued":
+                row.status, row.finished_at = "cancelled", utcnow()
+            elif row.status == "running":
+                row.cancel_requested = True
+            session.flush()
+            return SearchRecord.from_row(row)
+
+    def requeue_search(self, *, search_id: int) -> SearchRecord:
+        with self._db.session(write=True) as session:
+            row = search_row(session, search_id, lock=True)
+            if row.status not in ("failed", "cancelled"):
+                raise Conflict(f"search {search_id} is {row.status}; only failed or cancelled ones resume")
+            row.status, row.finished_at, row.lease_owner, row.cancel_requested = "queued", None, None, False
+            row.error = row.error_traceback = None
+            session.flush()
+            return SearchRecord.from_row(row)
+
+    def unfinished_searches(self) -> list[SearchRecord]:
+        query = select(Search).where(Search.status.in_(("queued", "running"))).order_by(Search.id)
+        with self._db.session() as session:
+            return [SearchRecord.from_row(r) for r in session.scalars(query)]
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self._db.session() as session:
+            rows = session.execute(select(Search.status, func.count()).group_by(Search.status)).all()
+        counts = dict.fromkeys(models.SEARCH_STATUSES, 0)
+        counts.update({status: int(n) for status, n in rows})
+        return counts
