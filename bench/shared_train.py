@@ -195,7 +195,10 @@ def run_inprocess(args: Any, sizes: Sequence[str], repeats: int) -> None:
 class _NeverCancelled:
     """The queue side of a ``SearchRun`` for a benchmark: nothing is ever cancelled."""
 
-    def cancel_requested(self, search_id: int) -> bool:
+    def __init__(self) -> None:
+        self.cancels = self
+
+    def requested(self, search_id: int) -> bool:
         return False
 
 

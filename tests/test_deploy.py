@@ -56,7 +56,7 @@ def test_kuberay_manifest() -> None:
     assert {"RayCluster", "Deployment", "Service"} <= kinds
     cluster = next(d for d in docs if d["kind"] == "RayCluster")
     containers = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
-    for c in containers + next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
-            "containers"]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    for c in containers + deployment["spec"]["template"]["spec"]["containers"]:
         _assert_enasctl(c.get("command", []))
         _assert_known_settings(_enas_vars(c.get("env", [])))

@@ -114,9 +114,7 @@ class TensorBoardLog:
             writer.close()
 
 
-def follow(
-    queue: Queue, spec: dict[str, Any], *, settings: Settings, store: Store, search_id: int
-) -> Queue:
+def follow(queue: Queue, spec: dict[str, Any], *, settings: Settings, store: Store, search_id: int) -> Queue:
     """``queue`` itself when the spec does not ask for TensorBoard files (or they cannot be
     written here), else a queue that also writes them (see the module docstring)."""
     if not wants_tensorboard(spec):

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 class NeverCancelled:
-    def cancel_requested(self, search_id: int) -> bool:
+    def __init__(self) -> None:
+        self.cancels = self
+
+    def requested(self, search_id: int) -> bool:
         return False
 
 
