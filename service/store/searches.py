@@ -12,12 +12,7 @@ from service.store import models
 from service.store.database import StorePart, check_fence, search_row
 from service.store.models import Search, utcnow
 from service.store.records import SearchRecord
-from service.store.rows import (
-    check_limit,
-    clean_json,
-    decode_cursor,
-    encode_cursor,
-)
+from service.store.rows import check_limit, clean_json, decode_cursor, encode_cursor
 
 
 class SearchesPart(StorePart):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.errors import Conflict, InvalidInput, NotFound
-from service.store import SearchRecord, Store
+from service.store import BaseStore, SearchRecord, Store
 
 SPEC: dict[str, Any] = {"space": "micro", "dataset": "digits", "epochs": 3, "seed": 7, "name": "t"}
 
@@ -300,3 +300,14 @@ def test_concurrent_writers(store: Store) -> None:
         t.join()
     assert errors == []
     assert store.get_search(search_id=sid).epoch == 39
+
+
+def test_the_store_is_the_contract_and_only_the_contract() -> None:
+    """Every public operation of `Store` is declared (and documented) on `BaseStore`; `Store`
+    implements all of them. Its one extra is the SQL engine (migrations, /metrics, tests)."""
+    contract = {
+        name for name, value in vars(BaseStore).items() if getattr(value, "__isabstractmethod__", False)
+    }
+    assert not Store.__abstractmethods__
+    assert all(getattr(BaseStore, name).__doc__ for name in contract)
+    assert {name for name in dir(Store) if not name.startswith("_")} == contract | {"engine"}

@@ -57,11 +57,11 @@ def test_events_become_scalars(
     assert followed is not queue
     for epoch in range(2):
         metrics = {"reward_mean": 0.5 + epoch, "entropy": 3.0, "lr": None, "note": "text"}
-        sent = followed.publish(
+        sent = followed.events.publish(
             search.id, {"type": "epoch", "epoch": epoch, "metrics": metrics, "best_reward": 0.9}
         )
         assert sent["seq"] == epoch + 1 and queue.events.last_event(search.id) == sent  # still published
-    followed.publish(
+    followed.events.publish(
         search.id, {"type": "derived", "items": [{"rank": 1, "architecture_id": 5, "score": 0.7}]}
     )
     arch = store.record_derived(search_id=search.id, items=[
@@ -69,8 +69,8 @@ def test_events_become_scalars(
     run = store.create_retrain(search_id=search.id, architecture_id=arch.architecture_id)
     curve = [{"epoch": 0, "valid_accuracy": 0.5, "train_loss": 1.5}, {"epoch": 1, "valid_accuracy": 0.6}]
     store.finish_retrain(retrain_id=run.id, status="succeeded", test_score=0.61, metrics={"curve": curve})
-    followed.publish(search.id, {"type": "retrained", "items": []})
-    followed.publish(search.id, {"type": "finished", "status": "succeeded", "error": None})
+    followed.events.publish(search.id, {"type": "retrained", "items": []})
+    followed.events.publish(search.id, {"type": "finished", "status": "succeeded", "error": None})
 
     scalars = read_scalars(Path(settings.artifact_dir or "") / str(search.id) / "tensorboard")
     assert scalars["search/reward_mean"] == [(0, 0.5), (1, 1.5)]
