@@ -2,10 +2,11 @@
 
 - `base`: `BaseStore`, the store's contract written once (docstrings are the contract);
 - `sql`: `Store`, the one implementation (SQLite or PostgreSQL), composed of parts by concern
-  (`searches`, `epochs`, `retrains`) over one `database.Database`; `rows`: validation, bulk insert
-  and cursors for those parts;
+  (`searches`, `epochs`, `retrains`, each a `part.StorePart`) over one `db.Database`; `rows`:
+  validation, bulk insert and cursors for those parts;
 - `records`: the frozen snapshots every method returns; `models`: the SQLAlchemy tables;
-- `db`: engines, sessions and `upgrade` (Alembic, whose scripts are in ``migrations/``).
+- `db`: engines, `Database` (one transaction per call, errors translated) and `upgrade` (Alembic,
+  whose scripts are in ``migrations/``).
 
 Imports: SQLAlchemy, Alembic and ``service.errors``/``service.settings`` only; never the API, the
 queue, the CLI, ``workers``, torch or Ray. Import the store from here: ``from service.store import

@@ -1,4 +1,5 @@
-"""Engines, sessions and migrations.
+"""Engines, sessions and migrations, and `Database`: an engine with one transaction per call whose
+SQLAlchemy errors come out as the project's errors (`translate`).
 
 SQLite (the embedded default) gets WAL, foreign keys and a busy timeout on every connection, and
 real transactions: SQLAlchemy emits ``BEGIN`` itself, ``BEGIN IMMEDIATE`` on connections marked
@@ -8,15 +9,17 @@ failing on a stale snapshot when another process (a worker) wrote in between.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import Unavailable
+from service.errors import Conflict, EnasError, Unavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 WRITE_OPTION = "enas_write"  # connection execution option: this transaction will write
@@ -89,6 +92,53 @@ def is_unreachable(error: SQLAlchemyError) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, OperationalError | InterfaceError)
+
+
+def translate(error: SQLAlchemyError) -> EnasError:
+    """The project error for a SQLAlchemy error (raise it ``from`` the original)."""
+    if is_unreachable(error):
+        return Unavailable(f"database unavailable: {getattr(error, 'orig', None) or error}")
+    if isinstance(error, IntegrityError):
+        return Conflict(f"conflicts with stored data: {error.orig}")
+    return EnasError(f"database error: {error.__class__.__name__}")
+
+
+class Database:
+    """An engine and its sessions: what every part of the store works through.
+
+    Build from a database URL (owns its engine) or from an existing engine (does not).
+    """
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        if engine is not None and url is None:
+            self.engine, self.owns_engine = engine, False
+            self.url = engine.url.render_as_string(hide_password=False)
+        elif url is not None and engine is None:
+            self.engine, self.owns_engine, self.url = make_engine(url), True, url
+        else:
+            raise ValueError("give exactly one of url or engine")
+        self._sessions = make_session_factory(self.engine)
+
+    def dispose(self) -> None:
+        """Close pooled connections (only of an engine this object created)."""
+        if self.owns_engine:
+            self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raises :class:`Unavailable` when the database cannot be reached."""
+        ping(self.engine)
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction; ``write`` takes SQLite's write lock at BEGIN (see `make_engine`).
+        SQLAlchemy errors leave it translated (`translate`)."""
+        try:
+            with self._sessions.begin() as session:
+                if write:
+                    session.connection(execution_options={WRITE_OPTION: True})
+                yield session
+        except SQLAlchemyError as e:
+            raise translate(e) from e
 
 
 def alembic_config(url: str | None = None) -> Any:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict, InvalidInput, NotFound
 from service.store import models
-from service.store.database import StorePart, check_fence, insert_ignoring_duplicates, search_row
 from service.store.models import Architecture, Epoch, Search, utcnow
+from service.store.part import StorePart, check_fence, insert_ignoring_duplicates, search_row
 from service.store.records import ArchitectureRecord, EpochRecord, SearchRecord, as_utc
 from service.store.rows import (
     architecture_values,

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
-from service.store.database import StorePart, insert_ignoring_duplicates, search_row
 from service.store.models import TERMINAL_STATUSES, Architecture, Derived, Retrain, Search, utcnow
+from service.store.part import StorePart, insert_ignoring_duplicates, search_row
 from service.store.records import ArchitectureRecord, DerivedRecord, RetrainRecord
 from service.store.rows import ARCH_SLOT, architecture_rows, clean_json, finite, retrain_status
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from service.errors import Conflict, InvalidInput
 from service.store import models
-from service.store.database import StorePart, check_fence, search_row
 from service.store.models import Search, utcnow
+from service.store.part import StorePart, check_fence, search_row
 from service.store.records import SearchRecord
 from service.store.rows import check_limit, clean_json, decode_cursor, encode_cursor
 

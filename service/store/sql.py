@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from service.store.database import Database
+from service.store.db import Database
 from service.store.epochs import EpochsPart
 from service.store.retrains import RetrainsPart
 from service.store.searches import SearchesPart

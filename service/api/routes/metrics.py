@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from service.api.deps import StoreDep, connect_queue
 from service.store import Store
-from service.store.database import translate
+from service.store.db import translate
 from service.store.models import SEARCH_STATUSES, Architecture, Epoch, Search
 
 router = APIRouter(tags=["health"])
