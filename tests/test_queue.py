@@ -85,7 +85,7 @@ def test_push_take_ack_is_fifo_and_reliable(queue: Queue) -> None:
     jobs = queue.jobs
     assert jobs.push(S(1)) == 1
     assert jobs.push(S(2)) == 2
-    assert jobs.depth() == 2
+    assert jobs.depth() == 2 and jobs.waiting() == [S(2), S(1)]  # the next one to be taken last
     assert jobs.take("w1", timeout=0.1) == S(1)
     assert jobs.processing("w1") == [S(1)]
     assert jobs.depth() == 1

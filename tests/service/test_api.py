@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from service.api.app import create_app
+from service.queue import Job
 from service.settings import Settings
 from tests.service.conftest import Api
 
@@ -236,8 +237,8 @@ def test_retrain_validates_and_queues_jobs(api: Api) -> None:
     assert [r["architecture_id"] for r in top] == [best, second] and top[0]["id"] == row["id"]  # same row
     assert all(r["metrics"] == {"requested_epochs": 3} for r in top)  # not started yet: both take it
     assert api.queue.jobs.depth() == depth + 3  # one job per queued row and request (duplicates are harmless)
-    items = api.queue.redis.lrange(api.queue.keys.queue, 0, 2)
-    assert f"retrain:{top[1]['id']}" in items and f"retrain:{row['id']}" in items
+    jobs = api.queue.jobs.waiting()[:3]  # the newest three (the next one to be taken is last)
+    assert Job.retrain(top[1]["id"]) in jobs and Job.retrain(row["id"]) in jobs
     api.store.finish_retrain(retrain_id=row["id"], status="succeeded", test_score=0.5)
     again = api.http.post(f"/searches/{sid}/retrain", json={"architecture_ids": [best]}).json()["items"]
     assert again[0]["status"] == "succeeded" and api.queue.jobs.depth() == depth + 3  # done: not queued again
