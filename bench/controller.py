@@ -30,7 +30,7 @@ BENCH = "controller"
 
 def make_trainer(space: str, size: str, device: str, seed: int = 0) -> Any:
     """The paper (or demo) preset's ControllerTrainer, moved to ``device``."""
-    from enas_core.search import ControllerTrainer
+    from enas_core.controller_trainer import ControllerTrainer
 
     plan = plan_for(space, size, "cpu")
     trainer = ControllerTrainer(plan.space(), plan.controller, plan.controller_train, seed)

@@ -23,9 +23,11 @@ import functools
 import math
 import statistics
 import sys
-import threading
-from collections.abc import Sequence
-from typing import Any
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -51,9 +53,14 @@ from bench.workloads import (
     free,
     plan_for,
     prepare,
+    resolved_spec,
     train_seconds,
     warm_up,
 )
+from workers.config import SearchPlan
+
+if TYPE_CHECKING:  # the runner's side needs Ray, SQLAlchemy and Redis: imported where it runs
+    from workers.search_run import SearchClaim
 
 BENCH = "shared_train"
 RAY_SECONDS = 90.0
@@ -192,11 +199,31 @@ def run_inprocess(args: Any, sizes: Sequence[str], repeats: int) -> None:
 
 
 # --- Ray vs in-process -----------------------------------------------------------------------------
-class _NeverCancelled:
-    """The queue side of a ``SearchRun`` for a benchmark: nothing is ever cancelled."""
+@contextmanager
+def claimed_search(spec: dict[str, Any]) -> Iterator[SearchClaim]:
+    """A running search of ``spec`` claimed as a worker claims it, with real settings: a temporary
+    ENAS_HOME with its SQLite database and embedded Redis (so the batch-boundary checks the phases
+    make cost what they cost in a worker). Everything is removed afterwards."""
+    from service.db import upgrade
+    from service.queue import JobQueue
+    from service.redis_conn import connect, start_embedded
+    from service.settings import Settings
+    from service.store import Store
+    from workers.search_run import claim_search
 
-    def cancel_requested(self, search_id: int) -> bool:
-        return False
+    with tempfile.TemporaryDirectory(prefix="enas-bench-") as home:
+        settings = Settings(home=Path(home), database_url=None, redis_url=None, ray_address=None)
+        upgrade(settings.db_url)
+        handle, _ = start_embedded(settings.home)
+        store, client = Store(settings.db_url), connect(settings)
+        try:
+            queue = JobQueue(client, prefix="enas-bench")
+            search = store.create_search(spec=spec)
+            yield claim_search(search.id, store=store, queue=queue, settings=settings)
+        finally:
+            client.close()
+            store.dispose()
+            handle.shutdown()
 
 
 def _ray_init() -> None:
@@ -221,7 +248,9 @@ def _actor_threads() -> int:
     return int(ray.get(threads.remote()))
 
 
-def _ray_epoch(run: Any, controller: Any, shared: Any, steps: int) -> tuple[float, float]:
+def _ray_epoch(
+    claim: SearchClaim, plan: SearchPlan, controller: Any, shared: Any, steps: int
+) -> tuple[float, float]:
     """(shared phase, whole epoch) seconds through the actors, as the runner drives them."""
     import ray
 
@@ -229,9 +258,9 @@ def _ray_epoch(run: Any, controller: Any, shared: Any, steps: int) -> tuple[floa
 
     with stopwatch() as whole:
         with stopwatch() as phase:
-            train_batch, _parts = shared_phase(run, controller, shared, 0, steps)
+            train_batch, _parts = shared_phase(claim, controller, shared, 0, steps)
             ray.get(train_batch)
-        controller_phase(run, controller, shared)
+        controller_phase(claim, controller, shared, plan.controller_train)
     return phase[0], whole[0]
 
 
@@ -241,7 +270,7 @@ def _inprocess_epoch(work: Workload) -> tuple[float, float]:
 
     with stopwatch() as whole:
         result = run_search_epoch(work.shared, work.controller, 0)
-    return float(result.metrics["shared_seconds"]), whole[0]
+    return result.metrics["shared_seconds"] or 0.0, whole[0]
 
 
 def measure_ray_vs_inprocess(
@@ -257,11 +286,6 @@ def measure_ray_vs_inprocess(
     one second to the next, for both sides alike, and the median of many paired ratios is what
     stays put.
     """
-    import ray
-
-    from workers.actors import create_actors, kill_actors
-    from workers.runner import SearchRun
-
     _ray_init()
     threads = _actor_threads()
     plan = plan_for(space, size, "cpu")
@@ -269,8 +293,28 @@ def measure_ray_vs_inprocess(
     config.update(
         ctrl_steps=plan.controller_train.steps_per_epoch, archs_per_step=plan.controller_train.archs_per_step
     )
-    controller, shared = create_actors(plan, 0)
-    run = SearchRun(0, None, _NeverCancelled(), plan, plan.space(), 0, threading.Event())  # type: ignore[arg-type]
+    with claimed_search(resolved_spec(space, size, "cpu")) as claim:
+        results, steps = _paired_epochs(work, claim, plan, threads, repeats, seconds, config)
+    return _comparison(
+        [a for a, _ in results], [b for _, b in results], steps * work.items_per_step, work.unit
+    )
+
+
+def _paired_epochs(
+    work: Workload,
+    claim: SearchClaim,
+    plan: SearchPlan,
+    threads: int,
+    repeats: int,
+    seconds: float,
+    config: dict[str, Any],
+) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], int]:
+    """The pairs of (in-process, Ray) epochs of `measure_ray_vs_inprocess`, and the steps per epoch."""
+    import ray
+
+    from workers.actors import create_actors, kill_actors
+
+    controller, shared = create_actors(plan, claim.search_id)
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     config.update(work.config(), actor_torch_threads=threads)
@@ -283,7 +327,7 @@ def measure_ray_vs_inprocess(
             return _inprocess_epoch(work)
 
         def remote() -> tuple[float, float]:
-            return _ray_epoch(run, controller, shared, steps)
+            return _ray_epoch(claim, plan, controller, shared, steps)
 
         sizing = local()[1] + remote()[1]  # also the warm-up; both sides stay on the same epoch
         pairs = max(repeats, min(MAX_PAIRS, math.floor(seconds / sizing)))
@@ -299,9 +343,7 @@ def measure_ray_vs_inprocess(
     finally:
         torch.set_num_threads(saved_threads)
         kill_actors(controller, shared)
-    return _comparison(
-        [a for a, _ in results], [b for _, b in results], steps * work.items_per_step, work.unit
-    )
+    return results, steps
 
 
 def _comparison(

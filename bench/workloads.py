@@ -26,7 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from enas_core.search import ControllerTrainer, SharedTrainerLike, make_shared_trainer
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.image_trainer import SharedTrainerLike
+from enas_core.registry import make_shared_trainer
 from service.presets import get_preset
 from workers.config import SearchPlan, build_plan
 
