@@ -1,7 +1,7 @@
 """Controller speed: architectures sampled per second and REINFORCE update time, per space.
 
 For each space, the paper preset's controller (micro and macro: hidden 64; rnn: hidden 100) through
-``enas_core.search.ControllerTrainer`` (what the actors call, plain-Python results included):
+``enas_core.controller_trainer.ControllerTrainer`` (what the actors call, plain-Python results included):
 
 * ``sample``: ``sample(n)`` for n in ``--batch-sizes`` (1, 10, 100): archs/s and ms per call;
 * ``update``: one Adam step of REINFORCE over a batch of ``--update-batch`` (10) architectures with

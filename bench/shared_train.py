@@ -10,8 +10,9 @@ Two measurements, each printed as JSON lines (see ``bench.common``):
   training images; PTB's 929k words).
 * ``ray_vs_inprocess`` (CPU): the same epoch (shared phase over the trainer's ``steps_per_epoch``,
   then the controller phase) run in-process with ``enas_core.search.run_search_epoch`` and through
-  the Ray actors with the runner's own ``shared_phase`` / ``controller_phase``, alternating, with
-  the in-process loop given the actor's torch threads (equal resources).
+  the Ray actors with the runner's own ``shared_phase`` / ``controller_phase`` (on a real claim:
+  `claimed_search`), alternating, with the in-process loop given the actor's torch threads (equal
+  resources).
 
 Usage: ``python -m bench.shared_train [--spaces micro,macro,rnn] [--sizes paper,demo] [--steps N]
 [--device cpu|cuda] [--no-ray] [--smoke]``.
@@ -23,10 +24,7 @@ import functools
 import math
 import statistics
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -199,33 +197,6 @@ def run_inprocess(args: Any, sizes: Sequence[str], repeats: int) -> None:
 
 
 # --- Ray vs in-process -----------------------------------------------------------------------------
-@contextmanager
-def claimed_search(spec: dict[str, Any]) -> Iterator[SearchClaim]:
-    """A running search of ``spec`` claimed as a worker claims it, with real settings: a temporary
-    ENAS_HOME with its SQLite database and embedded Redis (so the batch-boundary checks the phases
-    make cost what they cost in a worker). Everything is removed afterwards."""
-    from service.db import upgrade
-    from service.queue import JobQueue
-    from service.redis_conn import connect, start_embedded
-    from service.settings import Settings
-    from service.store import Store
-    from workers.search_run import claim_search
-
-    with tempfile.TemporaryDirectory(prefix="enas-bench-") as home:
-        settings = Settings(home=Path(home), database_url=None, redis_url=None, ray_address=None)
-        upgrade(settings.db_url)
-        handle, _ = start_embedded(settings.home)
-        store, client = Store(settings.db_url), connect(settings)
-        try:
-            queue = JobQueue(client, prefix="enas-bench")
-            search = store.create_search(spec=spec)
-            yield claim_search(search.id, store=store, queue=queue, settings=settings)
-        finally:
-            client.close()
-            store.dispose()
-            handle.shutdown()
-
-
 def _ray_init() -> None:
     import ray
 
@@ -286,6 +257,8 @@ def measure_ray_vs_inprocess(
     one second to the next, for both sides alike, and the median of many paired ratios is what
     stays put.
     """
+    from bench.claim import claimed_search  # Ray, SQLAlchemy and Redis: not on a bare CUDA image
+
     _ray_init()
     threads = _actor_threads()
     plan = plan_for(space, size, "cpu")

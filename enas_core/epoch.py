@@ -1,38 +1,64 @@
 """One search epoch as data: what was sampled, trained and rewarded, and the epoch's metrics.
 
-`epoch_result` is the one definition of an epoch's architecture rows and metrics. The in-process
-loop (`enas_core.search.run_search_epoch`) and the Ray runner (`workers.runner`) both hand it what
-their two phases produced, so the stored rows, the API, the page, ``/metrics`` and TensorBoard all
-read the names of `METRICS`.
+`epoch_result` is the one definition of an epoch's architecture rows and its metrics
+(`EpochMetrics`). The in-process loop (`enas_core.search.run_search_epoch`) and the Ray runner
+(`workers.runner`) both hand it what their two phases produced, so the stored rows, the API, the
+page, ``/metrics`` and TensorBoard read one set of names. Standard library only: the API imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-from enas_core.controller_trainer import Sampled
 
-SHARED_METRICS = ("shared_loss", "shared_accuracy", "shared_perplexity", "lr", "images_per_s", "tokens_per_s")
-"""The shared phase's metrics (accuracy for image spaces, perplexity and tokens/s for rnn)."""
-CONTROLLER_METRICS = (
-    "reward_mean",
-    "reward_max",
-    "reward_min",
-    "baseline",
-    "entropy",
-    "controller_loss",
-    "skip_penalty",
+class EpochMetrics(TypedDict, total=False):
+    """The metrics of one epoch: the one set of names that the stored ``epochs`` rows, the API, the
+    page, ``/metrics`` and TensorBoard use. A value the epoch has none for is None or left out."""
+
+    # the shared phase (accuracy for image spaces, perplexity and tokens/s for rnn)
+    shared_loss: float | None
+    shared_accuracy: float | None
+    shared_perplexity: float | None
+    lr: float | None
+    images_per_s: float | None
+    tokens_per_s: float | None
+    # the controller phase (present when it sampled anything)
+    reward_mean: float
+    reward_max: float
+    reward_min: float
+    baseline: float | None
+    entropy: float
+    controller_loss: float
+    skip_penalty: float
+    # wall-clock figures: they differ between two runs of the same seed
+    archs_per_s: float | None
+    shared_seconds: float
+    controller_seconds: float
+    duration_s: float
+
+
+METRICS: tuple[str, ...] = tuple(EpochMetrics.__annotations__)
+"""Every epoch metric name, in the order of `EpochMetrics`."""
+TIMING_METRICS = (
+    "images_per_s",
+    "tokens_per_s",
+    "archs_per_s",
+    "shared_seconds",
+    "controller_seconds",
+    "duration_s",
 )
-"""The controller phase's metrics (present when the phase sampled anything)."""
-TIMING_METRICS = ("archs_per_s", "shared_seconds", "controller_seconds", "duration_s")
-"""Wall-clock figures: they differ between two runs of the same seed."""
-METRICS = SHARED_METRICS + CONTROLLER_METRICS + TIMING_METRICS
-"""Every epoch metric name, in the order the page shows them."""
+"""The metrics that measure speed, not learning."""
 
-_WEIGHTED = {"loss": "shared_loss", "accuracy": "shared_accuracy", "perplexity": "shared_perplexity"}
-_THROUGHPUT = ("images_per_s", "tokens_per_s")
+
+@dataclass(frozen=True)
+class Sampled:
+    """One architecture drawn from the controller's policy, plain Python."""
+
+    tokens: list[int]
+    log_prob: float
+    entropy: float
 
 
 @dataclass(frozen=True)
@@ -70,7 +96,7 @@ class EpochResult:
     """An epoch's architectures (phase "train" first, then "sample") and its metrics."""
 
     epoch: int
-    metrics: dict[str, float | None]
+    metrics: EpochMetrics
     architectures: list[SampledArchitecture] = field(default_factory=list)
 
 
@@ -120,14 +146,14 @@ def epoch_result(
                     "sample", index, list(s.tokens), s.log_prob, s.entropy, reward=reward, step=number
                 )
             )
-    metrics = shared_metrics(train_parts)
-    metrics.update(controller_metrics(steps))
-    metrics.update(
-        archs_per_s=len(archs) / duration if duration > 0 else None,
-        shared_seconds=shared_seconds,
-        controller_seconds=duration - shared_seconds,
-        duration_s=duration,
-    )
+    metrics: EpochMetrics = {
+        **shared_metrics(train_parts),
+        **controller_metrics(steps),
+        "archs_per_s": len(archs) / duration if duration > 0 else None,
+        "shared_seconds": shared_seconds,
+        "controller_seconds": duration - shared_seconds,
+        "duration_s": duration,
+    }
     return EpochResult(epoch, metrics, archs)
 
 
@@ -138,20 +164,29 @@ def _weighted(parts: Sequence[Mapping[str, Any]], key: str) -> float | None:
     return sum(n * v for n, v in pairs) / total if total else None
 
 
-def shared_metrics(train_parts: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+def _reported(parts: Sequence[Mapping[str, Any]], key: str) -> bool:
+    return any(key in p for p in parts)
+
+
+def shared_metrics(train_parts: Sequence[Mapping[str, Any]]) -> EpochMetrics:
     """``shared_loss``, ``shared_accuracy`` or ``shared_perplexity``, ``lr`` (the last call's) and
     the throughput the trainer reports (``images_per_s`` or ``tokens_per_s``)."""
-    metrics: dict[str, float | None] = {
+    metrics: EpochMetrics = {
         "shared_loss": _weighted(train_parts, "loss"),
         "lr": train_parts[-1].get("lr") if train_parts else None,
     }
-    for key in ("accuracy", "perplexity", *_THROUGHPUT):
-        if any(key in p for p in train_parts):
-            metrics[_WEIGHTED.get(key, key)] = _weighted(train_parts, key)
+    if _reported(train_parts, "accuracy"):
+        metrics["shared_accuracy"] = _weighted(train_parts, "accuracy")
+    if _reported(train_parts, "perplexity"):
+        metrics["shared_perplexity"] = _weighted(train_parts, "perplexity")
+    if _reported(train_parts, "images_per_s"):
+        metrics["images_per_s"] = _weighted(train_parts, "images_per_s")
+    if _reported(train_parts, "tokens_per_s"):
+        metrics["tokens_per_s"] = _weighted(train_parts, "tokens_per_s")
     return metrics
 
 
-def controller_metrics(steps: Sequence[ControllerStep]) -> dict[str, float | None]:
+def controller_metrics(steps: Sequence[ControllerStep]) -> EpochMetrics:
     """Rewards (mean, max, min), the baseline after the last step, the mean entropy of the
     sampled architectures, the mean controller loss and skip penalty; empty without rewards."""
     rewards = [float(r) for step in steps for r in step.rewards]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from enas_core.controller_trainer import ControllerTrainer, Sampled
-from enas_core.epoch import ControllerStep, EpochResult, epoch_result
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.epoch import ControllerStep, EpochResult, Sampled, epoch_result
 from enas_core.image_trainer import SharedTrainerLike
 from enas_core.spaces import Space
 

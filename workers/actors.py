@@ -19,8 +19,8 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
-from enas_core.controller_trainer import ControllerTrainer, Sampled
-from enas_core.epoch import ControllerStep
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.epoch import ControllerStep, Sampled
 from enas_core.registry import make_shared_trainer
 from enas_core.runtime import resolve_device
 from enas_core.spaces import Space

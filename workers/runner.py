@@ -94,13 +94,7 @@ def run_search(
     """
     try:
         claim = claim_search(
-            search_id,
-            store=store,
-            queue=queue,
-            settings=settings,
-            worker_id=worker_id,
-            stop_event=stop_event,
-            keeper=keeper,
+            store, queue, settings, search_id, worker_id=worker_id, stop_event=stop_event, keeper=keeper
         )
     except Conflict:
         return store.get_search(search_id=search_id)
@@ -293,7 +287,7 @@ def publish_epoch(
         lambda: claim.store.record_epoch(
             search_id=claim.search_id,
             epoch=epoch,
-            metrics=metrics,
+            metrics=dict(metrics),
             architectures=rows,
             checkpoint_uri=checkpoint_uri,
             started_at=started_at,

@@ -129,11 +129,11 @@ class SearchClaim:
 
 
 def claim_search(
-    search_id: int,
-    *,
     store: Store,
     queue: JobQueue,
     settings: Settings,
+    search_id: int,
+    *,
     worker_id: str | None = None,
     stop_event: threading.Event | None = None,
     keeper: LeaseKeeper | None = None,

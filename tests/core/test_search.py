@@ -12,9 +12,9 @@ import torch
 
 from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
-from enas_core.controller_trainer import ControllerTrainer, Sampled
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.base import ImageDataset
-from enas_core.epoch import METRICS, ControllerStep, epoch_result
+from enas_core.epoch import METRICS, ControllerStep, Sampled, epoch_result
 from enas_core.image_trainer import SharedTrainer
 from enas_core.registry import make_shared_trainer, register_shared_trainer
 from enas_core.retrain import retrain

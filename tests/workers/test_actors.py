@@ -49,7 +49,7 @@ def test_an_epoch_on_the_actors_equals_the_in_process_epoch(
     actors = create_actors(plan, 0)
     try:
         search = store.create_search(spec=spec)
-        claim = claim_search(search.id, store=store, queue=queue, settings=settings)
+        claim = claim_search(store, queue, settings, search.id)
         train_batch, parts = shared_phase(claim, *actors, 0, shared.steps_per_epoch())
         steps = controller_phase(claim, *actors, plan.controller_train)
         sampled: Any = ray.get(train_batch)
