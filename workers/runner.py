@@ -10,9 +10,10 @@ phase is one call on the controller actor, which asks the shared actor for each 
 The epoch's rows and metrics are what `enas_core.epoch.epoch_result` makes of the two phases (the
 function the in-process loop uses too). After each epoch the actors' states are saved as one
 checkpoint file (`workers.checkpoint`), then the rows (with their genotypes), the metrics and the
-checkpoint's URI are committed with one ``store.record_epoch``, and one event is published. A run that finds a checkpoint on its search (a resume, or a re-take after a
-crash) loads it into fresh actors and continues at the next epoch: on the same hardware this
-reproduces exactly the rows an uninterrupted run writes.
+checkpoint's URI are committed with one ``store.record_epoch``, and one event is published. A run
+that finds a checkpoint on its search (a resume, or a re-take after a crash) loads it into fresh
+actors and continues at the next epoch: on the same hardware this reproduces exactly the rows an
+uninterrupted run writes.
 
 Store writes are retried with backoff while the database is unreachable; events are best effort
 (Redis down: logged, not fatal). A run whose lease was taken over, or whose fencing token is stale,
