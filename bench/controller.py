@@ -1,7 +1,7 @@
 """Controller speed: architectures sampled per second and REINFORCE update time, per space.
 
 For each space, the paper preset's controller (micro and macro: hidden 64; rnn: hidden 100) through
-``enas_core.search.ControllerTrainer`` (what the actors call, plain-Python results included):
+``enas_core.controller_trainer.ControllerTrainer`` (what the actors call, plain-Python results included):
 
 * ``sample``: ``sample(n)`` for n in ``--batch-sizes`` (1, 10, 100): archs/s and ms per call;
 * ``update``: one Adam step of REINFORCE over a batch of ``--update-batch`` (10) architectures with
@@ -30,7 +30,7 @@ BENCH = "controller"
 
 def make_trainer(space: str, size: str, device: str, seed: int = 0) -> Any:
     """The paper (or demo) preset's ControllerTrainer, moved to ``device``."""
-    from enas_core.search import ControllerTrainer
+    from enas_core.controller_trainer import ControllerTrainer
 
     plan = plan_for(space, size, "cpu")
     trainer = ControllerTrainer(plan.space(), plan.controller, plan.controller_train, seed)

@@ -10,8 +10,9 @@ Two measurements, each printed as JSON lines (see ``bench.common``):
   training images; PTB's 929k words).
 * ``ray_vs_inprocess`` (CPU): the same epoch (shared phase over the trainer's ``steps_per_epoch``,
   then the controller phase) run in-process with ``enas_core.search.run_search_epoch`` and through
-  the Ray actors with the runner's own ``shared_phase`` / ``controller_phase``, alternating, with
-  the in-process loop given the actor's torch threads (equal resources).
+  the Ray actors with the runner's own ``shared_phase`` / ``controller_phase`` (on a real claim:
+  `claimed_search`), alternating, with the in-process loop given the actor's torch threads (equal
+  resources).
 
 Usage: ``python -m bench.shared_train [--spaces micro,macro,rnn] [--sizes paper,demo] [--steps N]
 [--device cpu|cuda] [--no-ray] [--smoke]``.
@@ -23,9 +24,8 @@ import functools
 import math
 import statistics
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -51,9 +51,14 @@ from bench.workloads import (
     free,
     plan_for,
     prepare,
+    resolved_spec,
     train_seconds,
     warm_up,
 )
+from workers.config import SearchPlan
+
+if TYPE_CHECKING:  # the runner's side needs Ray, SQLAlchemy and Redis: imported where it runs
+    from workers.search_run import SearchClaim
 
 BENCH = "shared_train"
 RAY_SECONDS = 90.0
@@ -192,16 +197,6 @@ def run_inprocess(args: Any, sizes: Sequence[str], repeats: int) -> None:
 
 
 # --- Ray vs in-process -----------------------------------------------------------------------------
-class _NeverCancelled:
-    """The queue side of a ``SearchRun`` for a benchmark: nothing is ever cancelled."""
-
-    def __init__(self) -> None:
-        self.cancels = self
-
-    def requested(self, search_id: int) -> bool:
-        return False
-
-
 def _ray_init() -> None:
     import ray
 
@@ -224,7 +219,9 @@ def _actor_threads() -> int:
     return int(ray.get(threads.remote()))
 
 
-def _ray_epoch(run: Any, controller: Any, shared: Any, steps: int) -> tuple[float, float]:
+def _ray_epoch(
+    claim: SearchClaim, plan: SearchPlan, controller: Any, shared: Any, steps: int
+) -> tuple[float, float]:
     """(shared phase, whole epoch) seconds through the actors, as the runner drives them."""
     import ray
 
@@ -232,9 +229,9 @@ def _ray_epoch(run: Any, controller: Any, shared: Any, steps: int) -> tuple[floa
 
     with stopwatch() as whole:
         with stopwatch() as phase:
-            train_batch, _parts = shared_phase(run, controller, shared, 0, steps)
+            train_batch, _parts = shared_phase(claim, controller, shared, 0, steps)
             ray.get(train_batch)
-        controller_phase(run, controller, shared)
+        controller_phase(claim, controller, shared, plan.controller_train)
     return phase[0], whole[0]
 
 
@@ -244,7 +241,7 @@ def _inprocess_epoch(work: Workload) -> tuple[float, float]:
 
     with stopwatch() as whole:
         result = run_search_epoch(work.shared, work.controller, 0)
-    return float(result.metrics["shared_seconds"]), whole[0]
+    return result.metrics["shared_seconds"] or 0.0, whole[0]
 
 
 def measure_ray_vs_inprocess(
@@ -260,10 +257,7 @@ def measure_ray_vs_inprocess(
     one second to the next, for both sides alike, and the median of many paired ratios is what
     stays put.
     """
-    import ray
-
-    from workers.actors import create_actors, kill_actors
-    from workers.runner import SearchRun
+    from bench.claim import claimed_search  # Ray, SQLAlchemy and Redis: not on a bare CUDA image
 
     _ray_init()
     threads = _actor_threads()
@@ -272,8 +266,28 @@ def measure_ray_vs_inprocess(
     config.update(
         ctrl_steps=plan.controller_train.steps_per_epoch, archs_per_step=plan.controller_train.archs_per_step
     )
-    controller, shared = create_actors(plan, 0)
-    run = SearchRun(0, None, _NeverCancelled(), plan, plan.space(), 0, threading.Event())  # type: ignore[arg-type]
+    with claimed_search(resolved_spec(space, size, "cpu")) as claim:
+        results, steps = _paired_epochs(work, claim, plan, threads, repeats, seconds, config)
+    return _comparison(
+        [a for a, _ in results], [b for _, b in results], steps * work.items_per_step, work.unit
+    )
+
+
+def _paired_epochs(
+    work: Workload,
+    claim: SearchClaim,
+    plan: SearchPlan,
+    threads: int,
+    repeats: int,
+    seconds: float,
+    config: dict[str, Any],
+) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], int]:
+    """The pairs of (in-process, Ray) epochs of `measure_ray_vs_inprocess`, and the steps per epoch."""
+    import ray
+
+    from workers.actors import create_actors, kill_actors
+
+    controller, shared = create_actors(plan, claim.search_id)
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     config.update(work.config(), actor_torch_threads=threads)
@@ -286,7 +300,7 @@ def measure_ray_vs_inprocess(
             return _inprocess_epoch(work)
 
         def remote() -> tuple[float, float]:
-            return _ray_epoch(run, controller, shared, steps)
+            return _ray_epoch(claim, plan, controller, shared, steps)
 
         sizing = local()[1] + remote()[1]  # also the warm-up; both sides stay on the same epoch
         pairs = max(repeats, min(MAX_PAIRS, math.floor(seconds / sizing)))
@@ -302,9 +316,7 @@ def measure_ray_vs_inprocess(
     finally:
         torch.set_num_threads(saved_threads)
         kill_actors(controller, shared)
-    return _comparison(
-        [a for a, _ in results], [b for _, b in results], steps * work.items_per_step, work.unit
-    )
+    return results, steps
 
 
 def _comparison(

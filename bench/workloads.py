@@ -1,7 +1,7 @@
 """The torch side of the benchmarks: workloads at the paper's and the demo's sizes, the shared
 trainer and controller ready to time, and static children of sampled architectures.
 
-Only ``enas_core``'s public API is used (``enas_core.search.make_shared_trainer``,
+Only ``enas_core``'s public API is used (``enas_core.registry.make_shared_trainer``,
 ``ControllerTrainer``, the models' ``from_shared``), plus ``service.presets`` (plain dicts) and
 ``workers.config.build_plan``, which import neither Ray nor a database: this module runs on a CUDA
 machine that has torch and nothing of the service's dependencies.
@@ -26,7 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from enas_core.search import ControllerTrainer, SharedTrainerLike, make_shared_trainer
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.image_trainer import SharedTrainerLike
+from enas_core.registry import make_shared_trainer
 from service.presets import get_preset
 from workers.config import SearchPlan, build_plan
 

@@ -8,25 +8,16 @@ of tiny steps, faster on the host than on a GPU); `update(tokens, rewards)` is o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from enas_core.configs import ControllerTrainConfig
 from enas_core.controller import Controller, ControllerConfig
+from enas_core.epoch import Sampled
 from enas_core.reinforce import EmaBaseline, reinforce_loss
 from enas_core.runtime import subseed
 from enas_core.spaces import Space
-
-
-@dataclass(frozen=True)
-class Sampled:
-    """One sampled architecture, plain Python."""
-
-    tokens: list[int]
-    log_prob: float
-    entropy: float
 
 
 class ControllerTrainer:

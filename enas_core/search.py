@@ -1,95 +1,42 @@
-"""The ENAS search loop as plain objects, and the public face of the core's training side.
+"""The ENAS search loop in one process: `run_search_epoch` and `derive`.
 
-`run_search_epoch` (one epoch: the shared phase, then the controller phase) and `derive` (the best
-distinct architectures of the trained policy) are defined here; the pieces they drive live in
-smaller modules and are re-exported under their usual names:
-
-* `enas_core.configs`: `ChildConfig`, `ControllerTrainConfig`, `RetrainConfig`;
-* `enas_core.controller_trainer`: `ControllerTrainer`, `Sampled`;
-* `enas_core.image_trainer`: `SharedTrainer` (micro, macro), `SharedTrainerLike`;
-* `enas_core.retrain`: `retrain`, `retrain_image`, `evaluate_accuracy`;
-* `enas_core.registry`: `SHARED_IMAGE_MODELS`, `FINAL_IMAGE_MODELS`, `SHARED_TRAINERS`,
-  `RETRAINERS`, `register_shared_trainer`, `register_retrainer`, `make_shared_trainer`;
-* `enas_core.runtime`: `sgdr_lr`, `subseed`, `resolve_device`, `PrivateRng`.
+`run_search_epoch` runs one epoch (the shared phase, then the controller phase) on a shared trainer
+and a `ControllerTrainer`, and builds its rows and metrics with `enas_core.epoch.epoch_result`, as
+the Ray runner (`workers.runner`) does with its actors. `derive` keeps the best distinct
+architectures of the trained policy; it needs only a `PolicySampler` and a `RewardScorer`, so the
+runner hands it views of its actors.
 
 Every random draw goes through a seeded generator owned by a trainer (dropout and drop path use
 torch's global RNG, which each trainer swaps for its own saved state while it runs), so a run is
 deterministic on CPU for a fixed seed, and `state_dict()` -> `load_state_dict()` -> continue is
-bit-identical to an uninterrupted run. The language-model task ("rnn") lives in `enas_core.lm`.
+bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
-from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
-from enas_core.controller_trainer import ControllerTrainer, Sampled
-from enas_core.image_trainer import SharedTrainer, SharedTrainerLike
-from enas_core.registry import (
-    FINAL_IMAGE_MODELS,
-    RETRAINERS,
-    SHARED_IMAGE_MODELS,
-    SHARED_TRAINERS,
-    make_shared_trainer,
-    register_retrainer,
-    register_shared_trainer,
-)
-from enas_core.retrain import evaluate_accuracy, retrain, retrain_image
-from enas_core.runtime import PrivateRng, resolve_device, sgdr_lr, subseed
-
-__all__ = [
-    "FINAL_IMAGE_MODELS",
-    "RETRAINERS",
-    "SHARED_IMAGE_MODELS",
-    "SHARED_TRAINERS",
-    "ChildConfig",
-    "ControllerTrainConfig",
-    "ControllerTrainer",
-    "EpochResult",
-    "PrivateRng",
-    "RetrainConfig",
-    "Sampled",
-    "SampledArchitecture",
-    "SharedTrainer",
-    "SharedTrainerLike",
-    "derive",
-    "evaluate_accuracy",
-    "make_shared_trainer",
-    "register_retrainer",
-    "register_shared_trainer",
-    "resolve_device",
-    "retrain",
-    "retrain_image",
-    "run_search_epoch",
-    "sgdr_lr",
-    "subseed",
-]
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.epoch import ControllerStep, EpochResult, Sampled, epoch_result
+from enas_core.image_trainer import SharedTrainerLike
+from enas_core.spaces import Space
 
 
-# --- one epoch, derivation ----------------------------------------------------------------------
-@dataclass
-class SampledArchitecture:
-    """One architecture of an epoch. phase "train": trained on one minibatch (loss, accuracy);
-    phase "sample": scored for the controller (reward, controller step). index: 0.. per phase."""
+class PolicySampler(Protocol):
+    """What `derive` needs from a controller: its space and a batched sampler."""
 
-    phase: str
-    index: int
-    tokens: list[int]
-    log_prob: float
-    entropy: float
-    reward: float | None = None
-    loss: float | None = None
-    accuracy: float | None = None
-    step: int | None = None
+    @property
+    def space(self) -> Space: ...
+
+    def sample(self, n: int) -> list[Sampled]: ...
 
 
-@dataclass
-class EpochResult:
-    epoch: int
-    metrics: dict[str, float]
-    architectures: list[SampledArchitecture] = field(default_factory=list)
+class RewardScorer(Protocol):
+    """What `derive` needs from a shared model: each architecture's reward on one validation
+    minibatch."""
+
+    def rewards(self, tokens: list[list[int]]) -> list[float]: ...
 
 
 def run_search_epoch(
@@ -107,47 +54,18 @@ def run_search_epoch(
     start = time.perf_counter()
     drawn = controller.sample(shared.steps_per_epoch())
     train = shared.train([s.tokens for s in drawn], epoch)
-    archs = [
-        SampledArchitecture(
-            "train", i, s.tokens, s.log_prob, s.entropy, loss=pa.get("loss"), accuracy=pa.get("accuracy")
-        )
-        for i, (s, pa) in enumerate(zip(drawn, train["per_arch"], strict=True))
-    ]
     shared_seconds = time.perf_counter() - start
-    rewards: list[float] = []
-    updates: list[dict[str, Any]] = []
-    for step in range(ctrl_steps):
+    steps = []
+    for _ in range(ctrl_steps):
         batch = controller.sample(archs_per_step)
-        got = shared.rewards([s.tokens for s in batch])
-        updates.append(controller.update([s.tokens for s in batch], got))
-        for s, r in zip(batch, got, strict=True):
-            archs.append(
-                SampledArchitecture(
-                    "sample", len(rewards), s.tokens, s.log_prob, s.entropy, reward=r, step=step
-                )
-            )
-            rewards.append(r)
-    metrics: dict[str, float] = {"epoch": float(epoch)}
-    metrics.update({f"train_{k}": float(v) for k, v in train.items() if isinstance(v, int | float)})
-    sampled = [a for a in archs if a.phase == "sample"]
-    if rewards:
-        metrics.update(
-            reward_mean=sum(rewards) / len(rewards),
-            reward_max=max(rewards),
-            reward_min=min(rewards),
-            baseline=updates[-1]["baseline"],
-            controller_loss=sum(u["loss"] for u in updates) / len(updates),
-            entropy_mean=sum(a.entropy for a in sampled) / len(sampled),
-            skip_penalty=sum(u["skip_penalty"] for u in updates) / len(updates),
-        )
-    metrics.update(
-        shared_seconds=shared_seconds, controller_seconds=time.perf_counter() - start - shared_seconds
-    )
-    return EpochResult(epoch, metrics, archs)
+        rewards = shared.rewards([s.tokens for s in batch])
+        steps.append(ControllerStep(batch, rewards, controller.update([s.tokens for s in batch], rewards)))
+    duration = time.perf_counter() - start
+    return epoch_result(epoch, drawn, [train], steps, shared_seconds=shared_seconds, duration=duration)
 
 
 def derive(
-    shared: SharedTrainerLike, controller: ControllerTrainer, num_samples: int, top_k: int
+    shared: RewardScorer, controller: PolicySampler, num_samples: int, top_k: int
 ) -> list[tuple[list[int], float]]:
     """Sample `num_samples` architectures, score each on one validation minibatch with the shared
     weights, and return the best `top_k` distinct ones (canonical form; duplicates averaged) as

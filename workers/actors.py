@@ -19,7 +19,10 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
-from enas_core.search import Sampled
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.epoch import ControllerStep, Sampled
+from enas_core.registry import make_shared_trainer
+from enas_core.runtime import resolve_device
 from enas_core.spaces import Space
 from service.settings import Settings
 from workers.checkpoint import state_bytes, state_from_bytes
@@ -30,6 +33,12 @@ logger = logging.getLogger(__name__)
 Batch = Mapping[str, Any] | Sequence[Sequence[int]]
 
 
+def samples_of(batch: Mapping[str, list[Any]]) -> list[Sampled]:
+    """The architectures of a sampled batch (`ControllerActor.sample`'s columns), in order."""
+    rows = zip(batch["tokens"], batch["log_prob"], batch["entropy"], strict=True)
+    return [Sampled(list(t), float(lp), float(e)) for t, lp, e in rows]
+
+
 def tokens_of(batch: Batch) -> list[list[int]]:
     """The token lists of a sampled batch (or of a plain list of token lists)."""
     if isinstance(batch, Mapping):
@@ -38,14 +47,12 @@ def tokens_of(batch: Batch) -> list[list[int]]:
 
 
 class ControllerActor:
-    """Wraps `enas_core.search.ControllerTrainer` (the LSTM policy, Adam, baseline, sampler RNG).
+    """Wraps `enas_core.controller_trainer.ControllerTrainer` (the LSTM policy, Adam, baseline, sampler RNG).
 
     Runs on the CPU: sampling is a chain of tiny steps, faster on the host than on a GPU.
     """
 
     def __init__(self, plan: SearchPlan) -> None:
-        from enas_core.search import ControllerTrainer
-
         self.trainer = ControllerTrainer(plan.space(), plan.controller, plan.controller_train, plan.seed)
 
     def sample(self, n: int) -> dict[str, list[Any]]:
@@ -57,10 +64,10 @@ class ControllerActor:
             "entropy": [float(s.entropy) for s in drawn],
         }
 
-    def train_policy(self, shared: ActorHandle, steps: int, archs_per_step: int) -> list[list[Any]]:
+    def train_policy(self, shared: ActorHandle, steps: int, archs_per_step: int) -> list[ControllerStep]:
         """The controller phase of one epoch in one call: ``steps`` x (sample ``archs_per_step``
-        -> their rewards from the ``shared`` actor -> one REINFORCE update). Returns ``[batch,
-        rewards, update]`` per step.
+        -> their rewards from the ``shared`` actor -> one REINFORCE update). Returns the steps
+        (`enas_core.epoch.ControllerStep`).
 
         The rewards come straight from the shared actor (one actor-to-actor call per step), so the
         driver makes one call per phase instead of three per step: on a small epoch those round
@@ -69,14 +76,15 @@ class ControllerActor:
         policy's pass over the samples), so the two processes overlap. Same steps, same numbers,
         same order of random draws as the in-process loop (bench/RESULTS.md, tests/workers).
         """
-        out: list[list[Any]] = []
+        out: list[ControllerStep] = []
         for _ in range(steps):
-            batch = self.sample(archs_per_step)
-            pending: Any = shared.rewards.remote(batch["tokens"])
-            forward = self.trainer.forward(batch["tokens"])
+            drawn = self.trainer.sample(archs_per_step)
+            tokens = [list(s.tokens) for s in drawn]
+            pending: Any = shared.rewards.remote(tokens)
+            forward = self.trainer.forward(tokens)
             got: list[float] = ray.get(pending)
             rewards = [float(r) for r in got]
-            out.append([batch, rewards, self.trainer.apply_update(forward, rewards)])
+            out.append(ControllerStep(drawn, rewards, self.trainer.apply_update(forward, rewards)))
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,7 +104,7 @@ class ControllerActor:
 
 
 class SharedModelActor:
-    """Wraps the shared trainer of the space (`enas_core.search.make_shared_trainer`).
+    """Wraps the shared trainer of the space (`enas_core.registry.make_shared_trainer`).
 
     Loads its dataset itself (by name, folder and seed) and keeps it on its device, so no tensor
     ever travels through the object store.
@@ -104,8 +112,6 @@ class SharedModelActor:
     """
 
     def __init__(self, plan: SearchPlan) -> None:
-        from enas_core.search import make_shared_trainer, resolve_device
-
         self.device = str(resolve_device(plan.resources.device))
         data = plan.dataset.load()
         self.trainer = make_shared_trainer(plan.space(), plan.child, data, plan.seed, self.device)
@@ -151,21 +157,19 @@ class SharedModelActor:
 @dataclass(frozen=True)
 class ControllerView:
     """The driver's in-process view of a controller actor, shaped like `ControllerTrainer` where
-    `enas_core.search.derive` needs it (``sample`` and ``space``); each call is a round trip."""
+    `enas_core.search.derive` needs it (a `PolicySampler`); each call is a round trip."""
 
     actor: ActorHandle
     space: Space
 
     def sample(self, n: int) -> list[Sampled]:
         ref: Any = self.actor.sample.remote(n)
-        batch: dict[str, list[Any]] = ray.get(ref)
-        rows = zip(batch["tokens"], batch["log_prob"], batch["entropy"], strict=True)
-        return [Sampled(t, lp, e) for t, lp, e in rows]
+        return samples_of(ray.get(ref))
 
 
 @dataclass(frozen=True)
 class SharedView:
-    """The driver's in-process view of a shared-model actor (``rewards``) for `derive`."""
+    """The driver's in-process view of a shared-model actor for `derive` (a `RewardScorer`)."""
 
     actor: ActorHandle
 

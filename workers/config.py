@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
-from enas_core.search import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.spaces import Space, get_space
 
 FILE_DATASETS = frozenset({"cifar10", "ptb"})

@@ -1,4 +1,4 @@
-"""A worker's heartbeat and lease on the search it runs, and retrying with backoff.
+"""A worker's heartbeat and lease on the search it runs.
 
 `LeaseKeeper` runs a daemon thread that, every ``interval_s``, marks the worker alive
 (`WorkerRegistry.register`) and renews the lease of the search it holds (`Leases.renew`).
@@ -12,71 +12,19 @@ two workers never train one search at the same time.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
 
 import redis
 
-from service.errors import Unavailable
 from service.queue import Job, Queue
+from workers.retry import short_error
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-TRANSIENT = (Unavailable, redis.ConnectionError, redis.TimeoutError)
-"""Errors that mean "the database or Redis is unreachable for now": retried with backoff."""
 
 
 class LeaseLost(Exception):
     """Another worker holds this search's lease now; this worker must stop without writing."""
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter: ``initial * factor**n`` capped at ``maximum`` seconds."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    attempts: int = field(default=0, init=False)
-
-    def next_delay(self) -> float:
-        """The next wait (half to all of the nominal delay, so workers do not retry in step)."""
-        delay = min(self.maximum, self.initial * self.factor**self.attempts)
-        self.attempts += 1
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
-def retry_transient(
-    call: Callable[[], T],
-    *,
-    what: str,
-    check: Callable[[], None],
-    maximum: float = 30.0,
-    sleep: Callable[[float], object] = time.sleep,
-) -> T:
-    """Run ``call`` until it does not raise a `TRANSIENT` error, waiting with `Backoff` between tries.
-
-    ``check`` runs before every retry and raises to give up (worker stopping, lease lost). Each
-    failure is logged with the wait that follows.
-    """
-    backoff = Backoff(maximum=maximum)
-    while True:
-        try:
-            return call()
-        except TRANSIENT as e:
-            delay = backoff.next_delay()
-            logger.warning("%s failed (%s); retry %d in %.1fs", what, _short(e), backoff.attempts, delay)
-            check()
-            sleep(delay)
-            check()
 
 
 class LeaseKeeper:
@@ -119,7 +67,7 @@ class LeaseKeeper:
         try:
             self.queue.workers.unregister(self.worker_id)
         except redis.RedisError as e:
-            logger.warning("worker %s: could not unregister (%s)", self.worker_id, _short(e))
+            logger.warning("worker %s: could not unregister (%s)", self.worker_id, short_error(e))
 
     def register(self) -> None:
         """Mark the worker alive now (before its first take). Raises redis errors."""
@@ -143,7 +91,7 @@ class LeaseKeeper:
         try:
             self.queue.leases.release(search_id, self.worker_id)
         except redis.RedisError as e:
-            logger.warning("search %s: lease not released (%s); it expires", search_id, _short(e))
+            logger.warning("search %s: lease not released (%s); it expires", search_id, short_error(e))
 
     def valid(self) -> bool:
         """Whether the lease was renewed within its TTL (it cannot have expired on the server)."""
@@ -187,11 +135,8 @@ class LeaseKeeper:
                 self._failing = False
             except redis.RedisError as e:
                 if not self._failing:
-                    logger.warning("worker %s: heartbeat failed (%s); retrying", self.worker_id, _short(e))
+                    logger.warning(
+                        "worker %s: heartbeat failed (%s); retrying", self.worker_id, short_error(e)
+                    )
                 self._failing = True
             self._stop.wait(self.interval_s)
-
-
-def _short(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:300]

@@ -2,7 +2,7 @@
 
 `retrain_architecture` is the task body (plain function, runnable in-process): it marks its
 ``retrains`` row running (counting the attempt), trains the standalone child
-(`enas_core.search.retrain`), writes the curve so far after every epoch, and finishes the row with
+(`enas_core.retrain.retrain`), writes the curve so far after every epoch, and finishes the row with
 the test score, the parameter count, FLOPs and the curve, plus the trained child's state_dict
 saved atomically as ``<artifact_dir>/<search_id>/retrain-<retrain_id>.pt`` (``artifact_uri``). It
 stops early when the search's cancel flag is set in the database.
@@ -32,7 +32,7 @@ from service.store import Store
 from service.store.records import DerivedRecord, RetrainRecord
 from workers.checkpoint import search_dir, state_bytes, write_atomic
 from workers.config import SearchPlan
-from workers.lease import retry_transient
+from workers.retry import retry_transient
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +170,10 @@ def _train(
     attempts: dict[str, Any],
     artifact_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Run `enas_core.search.retrain` (and save the weights under ``artifact_dir``); returns the
+    """Run `enas_core.retrain.retrain` (and save the weights under ``artifact_dir``); returns the
     `Store.finish_retrain` fields."""
-    from enas_core.search import resolve_device, retrain
+    from enas_core.retrain import retrain
+    from enas_core.runtime import resolve_device
 
     curve: list[dict[str, Any]] = []
     began = time.perf_counter()

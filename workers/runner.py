@@ -7,11 +7,13 @@ REINFORCE update). In the shared phase the sample flows to the shared actor as a
 the driver keeps at most two chunks in flight, so it can stop at a batch boundary; the controller
 phase is one call on the controller actor, which asks the shared actor for each step's rewards.
 
-After each epoch the actors' states are saved as one checkpoint file (`workers.checkpoint`), then
-the epoch's rows and the checkpoint's URI are committed with one ``store.record_epoch``, and one
-event is published. A run that finds a checkpoint on its search (a resume, or a re-take after a
-crash) loads it into fresh actors and continues at the next epoch: on the same hardware this
-reproduces exactly the rows an uninterrupted run writes.
+The epoch's rows and metrics are what `enas_core.epoch.epoch_result` makes of the two phases (the
+function the in-process loop uses too). After each epoch the actors' states are saved as one
+checkpoint file (`workers.checkpoint`), then the rows (with their genotypes), the metrics and the
+checkpoint's URI are committed with one ``store.record_epoch``, and one event is published. A run
+that finds a checkpoint on its search (a resume, or a re-take after a crash) loads it into fresh
+actors and continues at the next epoch: on the same hardware this reproduces exactly the rows an
+uninterrupted run writes.
 
 Store writes are retried with backoff while the database is unreachable; events are best effort
 (Redis down: logged, not fatal). A run whose lease was taken over, or whose fencing token is stale,
@@ -31,20 +33,36 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
+from enas_core.configs import ControllerTrainConfig
+from enas_core.epoch import ControllerStep, EpochResult, epoch_result
+from enas_core.search import derive
 from service.errors import Conflict, EnasError
 from service.queue import FINISHED, Queue
 from service.settings import Settings
 from service.store import Store
 from service.store.records import DerivedRecord, SearchRecord
-from workers import tensorboard
-from workers.actors import ControllerView, SharedView, check_resources, create_actors, ensure_ray, kill_actors
+from workers.actors import (
+    ControllerView,
+    SharedView,
+    check_resources,
+    create_actors,
+    ensure_ray,
+    kill_actors,
+    samples_of,
+)
 from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkpoint
 from workers.config import build_plan
-from workers.epochs import architecture_rows, epoch_metrics
 from workers.failures import describe_error
-from workers.lease import LeaseKeeper, LeaseLost, retry_transient
+from workers.lease import LeaseKeeper, LeaseLost
 from workers.retrain import retrain_derived
-from workers.search_run import SearchCancelled, SearchFenced, SearchInterrupted, SearchRun
+from workers.search_run import (
+    SearchCancelled,
+    SearchClaim,
+    SearchFenced,
+    SearchInterrupted,
+    SearchRun,
+    claim_search,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,70 +94,59 @@ def run_search(
     Raises:
         SearchInterrupted: ``stop_event`` was set; the search is left ``running`` for a re-claim.
     """
-    stop = stop_event or threading.Event()
     try:
-        record = retry_transient(
-            lambda: store.mark_running(search_id=search_id, worker_id=worker_id),
-            what=f"search {search_id}: claim",
-            check=lambda: _raise_if_stopped(stop, search_id),
-            maximum=settings.retry_max_s,
-            sleep=stop.wait,
+        claim = claim_search(
+            store, queue, settings, search_id, worker_id=worker_id, stop_event=stop_event, keeper=keeper
         )
     except Conflict:
         return store.get_search(search_id=search_id)
-    queue = tensorboard.follow(queue, record.spec, settings=settings, store=store, search_id=search_id)
-    run = SearchRun(search_id, store, queue, None, None, record.fencing_token, stop, settings, keeper, record)  # type: ignore[arg-type]
-    run.publish({"type": "status", "status": "running", "worker": worker_id, "resume_epoch": record.epoch})
+    claim.publish(
+        {"type": "status", "status": "running", "worker": worker_id, "resume_epoch": claim.record.epoch}
+    )
     status, error, trace = "succeeded", None, None
     try:
-        run.plan = build_plan(record.spec, data_root=settings.data_dir)
-        run.space = run.plan.space()
+        run = SearchRun(claim, build_plan(claim.record.spec, data_root=settings.data_dir))
         ensure_ray(settings)
         check_resources(run.plan, local=settings.ray_address is None)
         derived = search_and_derive(run)
         retrain_phase(run, derived)
     except SearchInterrupted:
-        run.publish({"type": "status", "status": "requeued", "worker": worker_id})
+        claim.publish({"type": "status", "status": "requeued", "worker": worker_id})
         raise
     except (SearchFenced, LeaseLost) as e:
-        return _fenced_out(run, e)
+        return _fenced_out(claim, e)
     except SearchCancelled:
         status = "cancelled"
     except Exception as e:  # noqa: BLE001 - every failure of a search is recorded on it
         status, (error, trace) = "failed", describe_error(e)
         logger.exception("search %s failed", search_id)
     try:
-        final = run.write(
+        final = claim.write(
             f"finish {status}",
             lambda: store.finish_search(
                 search_id=search_id,
                 status=status,
                 error=error,
                 traceback=trace,
-                fencing_token=record.fencing_token,
+                fencing_token=claim.fencing_token,
             ),
         )
     except (SearchFenced, LeaseLost) as e:
-        return _fenced_out(run, e)
-    run.publish({"type": FINISHED, "status": status, "error": error})
+        return _fenced_out(claim, e)
+    claim.publish({"type": FINISHED, "status": status, "error": error})
     return final
 
 
-def _raise_if_stopped(stop: threading.Event, search_id: int) -> None:
-    if stop.is_set():
-        raise SearchInterrupted(f"search {search_id}: worker stopping")
-
-
-def _fenced_out(run: SearchRun, reason: BaseException) -> SearchRecord:
+def _fenced_out(claim: SearchClaim, reason: BaseException) -> SearchRecord:
     """The search is another worker's now: log and return it as the store has it (or as this run
     claimed it, when the database cannot be read)."""
     try:
-        current = run.store.get_search(search_id=run.search_id)
+        current = claim.store.get_search(search_id=claim.search_id)
     except EnasError:
-        current = run.record  # type: ignore[assignment]
+        current = claim.record
     logger.warning(
         "search %s: fenced out (%s); now %s, held by %s",
-        run.search_id,
+        claim.search_id,
         reason,
         current.status,
         current.lease_owner,
@@ -151,38 +158,40 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
     """Run the remaining epochs (after the checkpoint, if any) and the derivation on a fresh pair
     of actors; returns the derived rows. The actors are killed on the way out (before
     retraining, which needs their resources)."""
-    run.check()  # a cancel or stop that came while queued: no actors to start
+    run.claim.check()  # a cancel or stop that came while queued: no actors to start
     controller = shared = None
     try:
-        controller, shared = create_actors(run.plan, run.search_id)
+        controller, shared = create_actors(run.plan, run.claim.search_id)
         ref: Any = shared.steps_per_epoch.remote()
         steps = int(ray.get(ref))
-        for epoch in range(restore_checkpoint(run, controller, shared), run.plan.epochs):
+        for epoch in range(restore_checkpoint(run.claim, controller, shared), run.plan.epochs):
             run_epoch(run, controller, shared, epoch, steps)
         return derive_phase(run, controller, shared)
     finally:
         kill_actors(controller, shared)
 
 
-def restore_checkpoint(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> int:
+def restore_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: ActorHandle) -> int:
     """Load the search's newest checkpoint into the actors; returns the first epoch to run.
 
     Only checkpoints of epochs the database has committed count (see `newest_checkpoint`). Without
     one the search starts at epoch 0 (replayed epochs store nothing twice).
     """
-    record = run.record
-    if record is None or record.epoch is None or run.settings is None:
+    record = claim.record
+    if record.epoch is None:
         return 0
-    artifact_dir = str(run.settings.artifact_dir)
-    ckpt = newest_checkpoint(artifact_dir, run.search_id, record.checkpoint_uri, max_epoch=record.epoch)
+    artifact_dir = str(claim.settings.artifact_dir)
+    ckpt = newest_checkpoint(artifact_dir, claim.search_id, record.checkpoint_uri, max_epoch=record.epoch)
     if ckpt is None:
         logger.warning(
-            "search %s: epoch %s recorded but no checkpoint found; starting over", run.search_id, record.epoch
+            "search %s: epoch %s recorded but no checkpoint found; starting over",
+            claim.search_id,
+            record.epoch,
         )
         return 0
     ray.get([controller.restore.remote(ckpt.controller), shared.restore.remote(ckpt.shared)])
-    logger.info("search %s: resumed from %s (epoch %d done)", run.search_id, ckpt.uri, ckpt.epoch)
-    run.publish({"type": "status", "status": "resumed", "epoch": ckpt.epoch, "checkpoint": ckpt.uri})
+    logger.info("search %s: resumed from %s (epoch %d done)", claim.search_id, ckpt.uri, ckpt.epoch)
+    claim.publish({"type": "status", "status": "resumed", "epoch": ckpt.epoch, "checkpoint": ckpt.uri})
     return ckpt.epoch + 1
 
 
@@ -206,35 +215,35 @@ def _pipelined(submit: Callable[[int], Any], count: int, check: Callable[[], Non
 def run_epoch(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoch: int, steps: int) -> None:
     """One epoch on the actors: the shared phase, the controller phase, the checkpoint, then
     `publish_epoch` (rows + checkpoint URI in one transaction)."""
+    claim = run.claim
     started_at, began = datetime.now(UTC), time.perf_counter()
-    train_batch, train_parts = shared_phase(run, controller, shared, epoch, steps)
+    train_batch, train_parts = shared_phase(claim, controller, shared, epoch, steps)
     shared_seconds = time.perf_counter() - began
-    steps_out = controller_phase(run, controller, shared)
+    controller_steps = controller_phase(claim, controller, shared, run.plan.controller_train)
     duration = time.perf_counter() - began
-    rows = architecture_rows(run.genotype, ray.get(train_batch), train_parts, steps_out)
-    metrics = epoch_metrics(train_parts, steps_out, shared_seconds, duration, len(rows))
-    uri = write_checkpoint(run, controller, shared, epoch)
-    publish_epoch(run, epoch, rows, metrics, started_at, duration, checkpoint_uri=uri)
-    if uri is not None and run.settings is not None:
-        try:
-            prune_checkpoints(str(run.settings.artifact_dir), run.search_id, run.settings.checkpoint_keep)
-        except OSError as e:
-            logger.warning("search %s: old checkpoints not pruned (%s)", run.search_id, e)
+    trained = samples_of(ray.get(train_batch))
+    result = epoch_result(
+        epoch, trained, train_parts, controller_steps, shared_seconds=shared_seconds, duration=duration
+    )
+    uri = write_checkpoint(claim, controller, shared, epoch)
+    publish_epoch(run, result, started_at, checkpoint_uri=uri)
+    try:
+        prune_checkpoints(str(claim.settings.artifact_dir), claim.search_id, claim.settings.checkpoint_keep)
+    except OSError as e:
+        logger.warning("search %s: old checkpoints not pruned (%s)", claim.search_id, e)
 
 
-def write_checkpoint(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoch: int) -> str | None:
-    """Save both actors' states after ``epoch``; returns the checkpoint's URI (None without settings,
-    as in benchmarks driving the phases directly)."""
-    if run.settings is None:
-        return None
+def write_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: ActorHandle, epoch: int) -> str:
+    """Save both actors' states after ``epoch``; returns the checkpoint's URI."""
     blobs: list[bytes] = ray.get([controller.checkpoint.remote(), shared.checkpoint.remote()])
-    return save_checkpoint(str(run.settings.artifact_dir), run.search_id, epoch, blobs[0], blobs[1])
+    return save_checkpoint(str(claim.settings.artifact_dir), claim.search_id, epoch, blobs[0], blobs[1])
 
 
 def shared_phase(
-    run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoch: int, steps: int
+    claim: SearchClaim, controller: ActorHandle, shared: ActorHandle, epoch: int, steps: int
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Sample ``steps`` architectures and train one minibatch on each, in chunks of TRAIN_CHUNK.
+    """Sample ``steps`` architectures and train one minibatch on each, in chunks of TRAIN_CHUNK
+    (``claim.check`` before each chunk).
 
     Returns the sampled batch's ObjectRef and the training metrics of each chunk."""
     train_batch: Any = controller.sample.remote(steps)
@@ -242,84 +251,84 @@ def shared_phase(
     def train_chunk(i: int) -> Any:
         return shared.train.remote(train_batch, epoch, i * TRAIN_CHUNK, (i + 1) * TRAIN_CHUNK)
 
-    return train_batch, _pipelined(train_chunk, -(-steps // TRAIN_CHUNK), run.check)
+    return train_batch, _pipelined(train_chunk, -(-steps // TRAIN_CHUNK), claim.check)
 
 
-def controller_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> list[list[Any]]:
-    """``steps_per_epoch`` x (sample ``archs_per_step`` -> rewards -> one update), run by the
-    controller actor in one call (`ControllerActor.train_policy`, asking the shared actor for the
-    rewards itself). A cancel or stop is seen before the phase and after it (the next batch
-    boundary), not between its steps. Returns ``[batch, rewards, update]`` per step."""
-    ctrl = run.plan.controller_train
-    run.check()
+def controller_phase(
+    claim: SearchClaim, controller: ActorHandle, shared: ActorHandle, ctrl: ControllerTrainConfig
+) -> list[ControllerStep]:
+    """``ctrl.steps_per_epoch`` x (sample ``ctrl.archs_per_step`` -> rewards -> one update), run
+    by the controller actor in one call (`ControllerActor.train_policy`, asking the shared actor
+    for the rewards itself). A cancel or stop is seen before the phase and after it (the next
+    batch boundary), not between its steps."""
+    claim.check()
     ref: Any = controller.train_policy.remote(shared, ctrl.steps_per_epoch, ctrl.archs_per_step)
     return list(ray.get(ref))
 
 
+def architecture_rows(run: SearchRun, result: EpochResult) -> list[dict[str, Any]]:
+    """The store's ``architectures`` rows of an epoch: each architecture with its genotype and hash."""
+    rows = []
+    for arch in result.architectures:
+        genotype, digest = run.genotype(arch.tokens)
+        rows.append({**arch.row(), "genotype": genotype, "hash": digest})
+    return rows
+
+
 def publish_epoch(
-    run: SearchRun,
-    epoch: int,
-    rows: list[dict[str, Any]],
-    metrics: dict[str, Any],
-    started_at: datetime,
-    duration: float,
-    checkpoint_uri: str | None = None,
+    run: SearchRun, result: EpochResult, started_at: datetime, checkpoint_uri: str | None = None
 ) -> None:
     """Commit the epoch (one `record_epoch`: rows, metrics, checkpoint URI), publish its event, log.
 
     Raises SearchCancelled when the store reports a cancel request (the database's flag).
     """
-    record = run.write(
+    claim, epoch, metrics = run.claim, result.epoch, result.metrics
+    rows = architecture_rows(run, result)
+    record = claim.write(
         f"record epoch {epoch}",
-        lambda: run.store.record_epoch(
-            search_id=run.search_id,
+        lambda: claim.store.record_epoch(
+            search_id=claim.search_id,
             epoch=epoch,
-            metrics=metrics,
+            metrics=dict(metrics),
             architectures=rows,
             checkpoint_uri=checkpoint_uri,
             started_at=started_at,
-            duration_s=duration,
-            fencing_token=run.fencing_token,
+            duration_s=metrics["duration_s"],
+            fencing_token=claim.fencing_token,
         ),
     )
     event = {"type": "epoch", "epoch": epoch, "total": run.plan.epochs, "metrics": metrics}
-    run.publish({**event, "best_reward": record.best_reward})
-    reward = metrics.get("reward_mean") or 0.0
+    claim.publish({**event, "best_reward": record.best_reward})
     logger.info(
         "search %s: epoch %d/%d reward %.4f (%.1fs)",
-        run.search_id,
+        claim.search_id,
         epoch + 1,
         run.plan.epochs,
-        reward,
-        duration,
+        metrics.get("reward_mean") or 0.0,
+        metrics["duration_s"] or 0.0,
     )
     if record.cancel_requested:
-        raise SearchCancelled(f"search {run.search_id}: cancel requested")
+        raise SearchCancelled(f"search {claim.search_id}: cancel requested")
 
 
 def derive_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -> list[DerivedRecord]:
     """Sample ``derive.num_samples`` architectures, keep the best ``derive.top_k`` distinct ones
     by their score on one validation minibatch (`enas_core.search.derive`), store them."""
-    from enas_core.search import derive
-
-    run.check()
-    plan = run.plan
+    claim, plan = run.claim, run.plan
+    claim.check()
     ranked = derive(
-        SharedView(shared),  # type: ignore[arg-type]
-        ControllerView(controller, run.space),  # type: ignore[arg-type]
-        plan.derive_num_samples,
-        plan.derive_top_k,
+        SharedView(shared), ControllerView(controller, run.space), plan.derive_num_samples, plan.derive_top_k
     )
     items = []
     for tokens, score in ranked:
         genotype, digest = run.genotype(tokens)
         items.append({"tokens": list(tokens), "genotype": genotype, "hash": digest, "score": score})
-    derived = run.write(
+    derived = claim.write(
         "record derived",
-        lambda: run.store.record_derived(search_id=run.search_id, items=items, epoch=plan.epochs - 1),
+        lambda: claim.store.record_derived(search_id=claim.search_id, items=items, epoch=plan.epochs - 1),
     )
     summary = [{"rank": d.rank, "architecture_id": d.architecture_id, "score": d.score} for d in derived]
-    run.publish({"type": "derived", "items": summary})
+    claim.publish({"type": "derived", "items": summary})
     return derived
 
 
@@ -328,20 +337,18 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
 
     Raises SearchCancelled / SearchInterrupted when a cancel or a stop came while they ran.
     """
-    if not run.plan.retrain_enabled or run.plan.retrain_top_k <= 0:
+    claim, plan = run.claim, run.plan
+    if not plan.retrain_enabled or plan.retrain_top_k <= 0:
         return
-    chosen = list(derived)[: run.plan.retrain_top_k]
-    retries = run.settings.retrain_max_retries if run.settings is not None else 0
-    artifact_dir = str(run.settings.artifact_dir) if run.settings is not None else None
     results = retrain_derived(
-        run.store,
-        run.search_id,
-        run.plan,
-        chosen,
-        run.check,
-        max_retries=retries,
-        artifact_dir=artifact_dir,
+        claim.store,
+        claim.search_id,
+        plan,
+        list(derived)[: plan.retrain_top_k],
+        claim.check,
+        max_retries=claim.settings.retrain_max_retries,
+        artifact_dir=str(claim.settings.artifact_dir),
     )
-    run.publish({"type": "retrained", "items": results})
+    claim.publish({"type": "retrained", "items": results})
     if any(r["status"] == "cancelled" for r in results):
-        raise SearchCancelled(f"search {run.search_id}: cancelled during retraining")
+        raise SearchCancelled(f"search {claim.search_id}: cancelled during retraining")

@@ -1,8 +1,11 @@
-"""The state of one search run on the driver, and the checks every batch boundary makes.
+"""A worker's claim on a running search, and the state of one run on the driver.
 
-`SearchRun` carries what the phases of `workers.runner` share: the store, the queue, the plan, the
-fencing token, the worker's stop event and lease. `SearchRun.check` is the batch-boundary check
-(stop, lease, cancel); `SearchRun.write` is a store write retried while the database is down.
+`SearchClaim` is what owning a running search takes: the store, the queue, the settings, the row as
+this worker marked it running (its fencing token), the worker's stop event and lease.
+`SearchClaim.check` is the batch-boundary check (stop, lease, cancel); `SearchClaim.write` is a
+store write retried while the database is down; `SearchClaim.publish` a best-effort event.
+`claim_search` marks a search running and builds its claim. `SearchRun` adds what the phases of
+`workers.runner` share once the spec is turned into a plan: the plan, its space, the genotype memo.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from service.queue import Queue
 from service.settings import Settings
 from service.store import Store
 from service.store.records import SearchRecord
+from workers import tensorboard
 from workers.config import SearchPlan
-from workers.lease import LeaseKeeper, retry_transient
+from workers.lease import LeaseKeeper
+from workers.retry import retry_transient
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +51,28 @@ class SearchFenced(Exception):
 
 
 @dataclass
-class SearchRun:
-    """The state of one run, passed between the phases (the driver's side only)."""
+class SearchClaim:
+    """A worker's claim on one running search (the driver's side only).
 
-    search_id: int
+    ``record`` is the row as `claim_search` marked it running: its fencing token goes with every
+    write. ``keeper`` is the worker's lease keeper; None for a run outside a worker (no lease).
+    """
+
+    record: SearchRecord
     store: Store
     queue: Queue
-    plan: SearchPlan
-    space: Space
-    fencing_token: int
+    settings: Settings
     stop_event: threading.Event
-    settings: Settings | None = None
     keeper: LeaseKeeper | None = None
-    record: SearchRecord | None = None
-    genotypes: dict[tuple[int, ...], tuple[dict[str, Any], str]] = field(default_factory=dict)
     _cancel_polled_at: float = 0.0
+
+    @property
+    def search_id(self) -> int:
+        return self.record.id
+
+    @property
+    def fencing_token(self) -> int:
+        return self.record.fencing_token
 
     def check_owner(self) -> None:
         """Raise SearchInterrupted (worker stopping) or LeaseLost (another worker took over);
@@ -82,11 +94,7 @@ class SearchRun:
             cancelled = self.queue.cancels.requested(self.search_id)
         except redis.RedisError:
             cancelled = False  # Redis down: the database flag below still stops it
-        if (
-            not cancelled
-            and self.store is not None
-            and time.monotonic() - self._cancel_polled_at > CANCEL_POLL_S
-        ):
+        if not cancelled and time.monotonic() - self._cancel_polled_at > CANCEL_POLL_S:
             self._cancel_polled_at = time.monotonic()
             try:
                 cancelled = self.store.get_search(search_id=self.search_id).cancel_requested
@@ -101,13 +109,12 @@ class SearchRun:
         Raises SearchFenced when the store answers Conflict (the search is someone else's now),
         SearchInterrupted / LeaseLost when the worker stops or loses the lease meanwhile.
         """
-        maximum = self.settings.retry_max_s if self.settings is not None else 30.0
         try:
             return retry_transient(
                 call,
                 what=f"search {self.search_id}: {what}",
                 check=self.check_owner,
-                maximum=maximum,
+                maximum=self.settings.retry_max_s,
                 sleep=self.stop_event.wait,
             )
         except Conflict as e:
@@ -119,6 +126,53 @@ class SearchRun:
             self.queue.events.publish(self.search_id, event)
         except redis.RedisError as e:
             logger.warning("search %s: %s event not published (%s)", self.search_id, event.get("type"), e)
+
+
+def claim_search(
+    store: Store,
+    queue: Queue,
+    settings: Settings,
+    search_id: int,
+    *,
+    worker_id: str | None = None,
+    stop_event: threading.Event | None = None,
+    keeper: LeaseKeeper | None = None,
+) -> SearchClaim:
+    """Mark the search running (a new fencing token; retried while the database is down) and
+    return the claim. Its queue also writes TensorBoard files when the spec asks for them.
+
+    Raises:
+        Conflict: the search is finished already.
+        SearchInterrupted: ``stop_event`` was set while the database was down.
+    """
+    stop = stop_event or threading.Event()
+
+    def stopping() -> None:
+        if stop.is_set():
+            raise SearchInterrupted(f"search {search_id}: worker stopping")
+
+    record = retry_transient(
+        lambda: store.mark_running(search_id=search_id, worker_id=worker_id),
+        what=f"search {search_id}: claim",
+        check=stopping,
+        maximum=settings.retry_max_s,
+        sleep=stop.wait,
+    )
+    queue = tensorboard.follow(queue, record.spec, settings=settings, store=store, search_id=search_id)
+    return SearchClaim(record, store, queue, settings, stop, keeper)
+
+
+@dataclass
+class SearchRun:
+    """A claimed search with its plan: what the phases of `workers.runner` share."""
+
+    claim: SearchClaim
+    plan: SearchPlan
+    space: Space = field(init=False)
+    genotypes: dict[tuple[int, ...], tuple[dict[str, Any], str]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.space = self.plan.space()
 
     def genotype(self, tokens: Sequence[int]) -> tuple[dict[str, Any], str]:
         """``(genotype dict, hash)`` of ``tokens``, memoised for the run."""

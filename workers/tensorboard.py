@@ -5,7 +5,8 @@ or on ``<artifact_dir>`` for every search at once). They are written from the ev
 publishes, so the runner needs one call: ``queue = tensorboard.follow(queue, spec, ...)`` returns a
 queue that also writes each event it publishes:
 
-- ``epoch``: every numeric epoch metric as ``search/<name>`` (step = the epoch, 0-based), and
+- ``epoch``: every numeric epoch metric as ``search/<name>`` (the names of
+  `enas_core.epoch.EpochMetrics`; step = the epoch, 0-based), and
   ``search/best_reward``;
 - ``derived``: ``derive/score`` (step = the rank);
 - ``retrained``: each run's curve as ``retrain/<architecture id>/<name>`` (step = its epoch, read

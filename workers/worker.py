@@ -38,9 +38,10 @@ from service.queue import Job, Queue
 from service.queue.connection import connect
 from service.settings import Settings
 from service.store import Store, db
-from workers.lease import TRANSIENT, Backoff, LeaseKeeper, retry_transient
+from workers.lease import LeaseKeeper
 from workers.reconciler import Maintenance, Reconciler
 from workers.retrain_job import run_retrain_job
+from workers.retry import TRANSIENT, Backoff, retry_transient
 from workers.runner import SearchInterrupted, run_search
 
 logger = logging.getLogger(__name__)

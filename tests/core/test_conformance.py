@@ -22,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from enas_core.configs import ChildConfig, ControllerTrainConfig
 from enas_core.controller import Controller, ControllerConfig
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.base import ImageDataset
 from enas_core.genotype import Genotype
 from enas_core.models.micro import FinalMicroNet, MicroChild, MicroNetConfig
 from enas_core.ops import FactorizedReduce, ReLUConvBN, ReLUFactorizedReduce, SepConv
-from enas_core.search import ChildConfig, ControllerTrainConfig, ControllerTrainer, make_shared_trainer
+from enas_core.registry import make_shared_trainer
 from enas_core.spaces import MacroSpace, MicroSpace, RnnSpace, get_space
 from enas_core.spaces.micro import loose_ends
 from service.presets import PRESETS

@@ -122,8 +122,9 @@ def test_from_shared_gives_identical_outputs(images: torch.Tensor, seed: int) ->
 
 
 def test_macro_plugs_into_the_image_shared_trainer() -> None:
+    from enas_core.configs import ChildConfig
     from enas_core.data.synthetic import synthetic_cifar
-    from enas_core.search import ChildConfig, make_shared_trainer
+    from enas_core.registry import make_shared_trainer
 
     data = synthetic_cifar(seed=0, num_train=32, num_valid=16, num_test=8, image_size=16)
     cfg = ChildConfig(channels=8, batch_size=8, reward_batch=8, steps_per_epoch=2, aux_weight=0.0)

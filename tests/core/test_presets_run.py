@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from enas_core.search import ControllerTrainer, derive, make_shared_trainer, retrain, run_search_epoch
+from enas_core.controller_trainer import ControllerTrainer
+from enas_core.registry import make_shared_trainer
+from enas_core.retrain import retrain
+from enas_core.search import derive, run_search_epoch
 from service.spec import SearchSpec, resolve_spec
 from workers.config import build_plan
 
@@ -103,7 +106,7 @@ def test_paper_micro_runs_on_cifar_pickles(data_root: Path) -> None:
     cfg = shared.model.config
     assert (cfg.num_layers, cfg.channels, cfg.num_nodes, cfg.image_size) == (6, 20, 5, 32)
     assert shared.model.aux is not None and len(shared.model.cells) == 8
-    assert math.isfinite(metrics["train_loss"]) and 0.0 <= metrics["reward_mean"] <= 1.0
+    assert math.isfinite(metrics["shared_loss"]) and 0.0 <= metrics["reward_mean"] <= 1.0
     child = result["model"].net
     assert len(child.cells) == 17 and child.stem[0].out_channels == 3 * 36
     assert result["params"] > result["params_without_aux"] > 0  # the aux head is trained, then counted
@@ -114,7 +117,7 @@ def test_paper_macro_runs_on_cifar_pickles(data_root: Path) -> None:
     data, shared, metrics, result = _run("paper-cifar10-macro", IMAGE_SHRINK, data_root)
     model = shared.model
     assert (model.num_layers, model.channels, model.num_ops, data.image_size) == (12, 36, 6, 32)
-    assert math.isfinite(metrics["train_loss"]) and metrics["skip_penalty"] > 0
+    assert math.isfinite(metrics["shared_loss"]) and metrics["skip_penalty"] > 0
     child = result["model"]
     assert (child.num_layers, child.classifier.in_features) == (12, 96 * 4)  # 96 doubling twice
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["macs"] > 0
@@ -125,7 +128,7 @@ def test_paper_ptb_runs_on_mikolov_text(data_root: Path) -> None:
     assert data.name == "ptb" and "<unk>" in data.vocab and data.oov["valid"] == 0
     model = shared.model
     assert (model.num_nodes, model.hidden_size, len(model.cell.w_nodes)) == (12, 720, 66)
-    assert math.isfinite(metrics["train_loss"]) and 0.0 < metrics["reward_mean"] <= 80.0
+    assert math.isfinite(metrics["shared_loss"]) and 0.0 < metrics["reward_mean"] <= 80.0
     assert result["model"].hidden_size == 748 and math.isfinite(result["test_perplexity"])
 
 

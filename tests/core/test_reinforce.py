@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from enas_core.configs import ControllerTrainConfig
 from enas_core.controller import ControllerConfig
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.reinforce import EmaBaseline, reinforce_loss
-from enas_core.search import ControllerTrainConfig, ControllerTrainer
 from enas_core.spaces import get_space
 
 

@@ -180,7 +180,7 @@ def test_retrain_lm_selects_on_validation(corpus) -> None:
 
 
 def test_registered_as_the_rnn_shared_trainer(corpus) -> None:
-    from enas_core.search import RETRAINERS, make_shared_trainer
+    from enas_core.registry import RETRAINERS, make_shared_trainer
 
     trainer = make_shared_trainer(RnnSpace(num_nodes=4), _lm_config().__dict__, corpus, seed=0, device="cpu")
     assert isinstance(trainer, LMSharedTrainer) and trainer.num_nodes == 4

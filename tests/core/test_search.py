@@ -10,21 +10,16 @@ from typing import Any
 import pytest
 import torch
 
+from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.base import ImageDataset
-from enas_core.search import (
-    ChildConfig,
-    ControllerTrainConfig,
-    ControllerTrainer,
-    RetrainConfig,
-    SharedTrainer,
-    derive,
-    make_shared_trainer,
-    register_shared_trainer,
-    retrain,
-    run_search_epoch,
-    sgdr_lr,
-)
+from enas_core.epoch import METRICS, ControllerStep, Sampled, epoch_result
+from enas_core.image_trainer import SharedTrainer
+from enas_core.registry import make_shared_trainer, register_shared_trainer
+from enas_core.retrain import retrain
+from enas_core.runtime import sgdr_lr
+from enas_core.search import derive, run_search_epoch
 from enas_core.spaces import get_space
 
 SPEC_CHILD = {
@@ -145,6 +140,7 @@ def test_tiny_digits_search_improves_reward(digits: ImageDataset) -> None:
     start = time.perf_counter()
     results = [run_search_epoch(shared, controller, epoch) for epoch in range(3)]
     rewards = [r.metrics["reward_mean"] for r in results]
+    assert all(set(r.metrics) <= set(METRICS) for r in results)
     print(f"tiny digits search: reward means {rewards}, {time.perf_counter() - start:.1f} s")
     assert rewards[-1] > rewards[0]
     for arch in results[-1].architectures:
@@ -185,16 +181,47 @@ def test_shared_trainer_registry_plug_in() -> None:
         def __init__(self, space: Any, cfg: Any, data: Any, seed: int, device: str) -> None:
             self.args = (space.name, cfg, data, seed, device)
 
-    from enas_core import search
+    from enas_core import registry
 
-    saved = dict(search.SHARED_TRAINERS)
+    saved = dict(registry.SHARED_TRAINERS)
     try:
         register_shared_trainer("rnn", Dummy)
         trainer = make_shared_trainer(get_space("rnn"), {"bptt": 35}, "corpus", 3, "cpu")
         assert isinstance(trainer, Dummy) and trainer.args == ("rnn", {"bptt": 35}, "corpus", 3, "cpu")
-        search.SHARED_TRAINERS["rnn"] = "enas_core.no_such_module:Trainer"
+        registry.SHARED_TRAINERS["rnn"] = "enas_core.no_such_module:Trainer"
         with pytest.raises(NotImplementedError, match="no_such_module"):
             make_shared_trainer(get_space("rnn"), {}, None, 0)
     finally:
-        search.SHARED_TRAINERS.clear()
-        search.SHARED_TRAINERS.update(saved)
+        registry.SHARED_TRAINERS.clear()
+        registry.SHARED_TRAINERS.update(saved)
+
+
+def test_epoch_result_builds_the_rows_and_metrics_of_chunks_and_steps() -> None:
+    """Chunked training (as the runner trains) is weighted by architectures; the controller
+    phase's rows are numbered across steps; every name is one of `METRICS`."""
+    trained = [Sampled([i], -1.0, 0.5) for i in range(3)]
+    parts = [
+        {"loss": 1.0, "accuracy": 0.5, "lr": 0.1, "images_per_s": 10.0, "per_arch": [{"loss": 1.0}] * 2},
+        {"loss": 4.0, "accuracy": 0.8, "lr": 0.05, "images_per_s": 40.0, "per_arch": [{"loss": 4.0}]},
+    ]
+    steps = [
+        ControllerStep([Sampled([7], -2.0, 1.0)] * 2, [0.25, 0.75], {"loss": 1.0, "baseline": 0.1}),
+        ControllerStep([Sampled([8], -3.0, 2.0)], [1.0], {"loss": 3.0, "baseline": 0.2, "skip_penalty": 0.5}),
+    ]
+    result = epoch_result(4, trained, parts, steps, shared_seconds=1.0, duration=3.0)
+    rows = [a.row() for a in result.architectures]
+    assert [(r["phase"], r["index"], r["step"]) for r in rows] == [
+        ("train", 0, None), ("train", 1, None), ("train", 2, None),
+        ("sample", 0, 0), ("sample", 1, 0), ("sample", 2, 1),
+    ]  # fmt: skip
+    assert rows[2]["loss"] == 4.0 and rows[3]["reward"] == 0.25 and rows[5]["entropy"] == 2.0
+    m = result.metrics
+    assert set(m) <= set(METRICS) and result.epoch == 4
+    assert m["shared_loss"] == pytest.approx(2.0) and m["shared_accuracy"] == pytest.approx(0.6)
+    assert m["lr"] == 0.05 and m["images_per_s"] == pytest.approx(20.0)
+    assert (m["reward_mean"], m["reward_max"], m["reward_min"]) == (pytest.approx(2 / 3), 1.0, 0.25)
+    assert m["baseline"] == 0.2 and m["entropy"] == pytest.approx(4 / 3)
+    assert m["controller_loss"] == 2.0 and m["skip_penalty"] == 0.25
+    timings = (m["archs_per_s"], m["shared_seconds"], m["controller_seconds"], m["duration_s"])
+    assert timings == (2.0, 1.0, 2.0, 3.0)
+    assert "reward_mean" not in epoch_result(0, trained, parts, [], shared_seconds=1.0, duration=1.0).metrics

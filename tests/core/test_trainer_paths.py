@@ -15,18 +15,15 @@ import torch
 from torch import Tensor, nn
 
 import enas_core.lm as lm
+from enas_core.configs import ChildConfig, ControllerTrainConfig
 from enas_core.controller import ControllerConfig
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.base import BatchStream, ImageDataset, apply_augment, augment_batch, draw_augment
 from enas_core.data.synthetic import synthetic_ptb
+from enas_core.image_trainer import SharedTrainer
 from enas_core.lm import LMConfig, LMSharedTrainer
+from enas_core.registry import make_shared_trainer
 from enas_core.runtime import make_sgd
-from enas_core.search import (
-    ChildConfig,
-    ControllerTrainConfig,
-    ControllerTrainer,
-    SharedTrainer,
-    make_shared_trainer,
-)
 from enas_core.spaces import RnnSpace, get_space
 
 SPACES = [("micro", {"num_nodes": 2}), ("macro", {"num_layers": 3})]

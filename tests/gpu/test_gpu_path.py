@@ -20,18 +20,14 @@ from typing import Any
 import pytest
 import torch
 
+from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
+from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.synthetic import synthetic_cifar, synthetic_ptb
+from enas_core.image_trainer import SharedTrainer
 from enas_core.lm import LMConfig, LMRetrainConfig, LMSharedTrainer
-from enas_core.search import (
-    ChildConfig,
-    ControllerTrainConfig,
-    ControllerTrainer,
-    RetrainConfig,
-    SharedTrainer,
-    make_shared_trainer,
-    retrain,
-)
+from enas_core.registry import make_shared_trainer
+from enas_core.retrain import retrain
 from enas_core.spaces import get_space
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from enas_core.epoch import TIMING_METRICS
 from service.queue import Queue
 from service.queue.cancel import CancelFlags
 from service.settings import Settings
@@ -45,9 +46,8 @@ def search_rows(store: Store, search_id: int) -> list[tuple[Any, ...]]:
 
 def learning_metrics(store: Store, search_id: int) -> list[dict[str, Any]]:
     """The epochs' metrics without the timing ones."""
-    timing = {"images_per_s", "archs_per_s", "shared_seconds", "controller_seconds", "duration_s"}
     return [
-        {k: v for k, v in e.metrics.items() if k not in timing}
+        {k: v for k, v in e.metrics.items() if k not in TIMING_METRICS}
         for e in store.list_epochs(search_id=search_id)
     ]
 

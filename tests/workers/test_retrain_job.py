@@ -43,7 +43,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
     from enas_core.codegen import network_config, pytorch_source
     from enas_core.export import local_path
     from enas_core.genotype import Genotype
-    from enas_core.search import evaluate_accuracy
+    from enas_core.retrain import evaluate_accuracy
     from workers.config import build_plan
 
     spec = tiny_spec(retrain={**TINY_OVERRIDES["retrain"], "enabled": False})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
-from enas_core.search import ChildConfig, ControllerTrainConfig, RetrainConfig
 from service import presets
 from service.spec import SearchSpec, resolve_spec
 from workers.actors import tokens_of

@@ -9,7 +9,8 @@ same and nothing is lost when a process restarts:
   the architectures sampled per second across all searches);
 - ``enas_epoch_duration_seconds``: a summary of epoch durations: ``_sum`` and ``_count`` over every
   recorded epoch, quantiles over the most recent ``RECENT_EPOCHS``;
-- per running search (labels ``search_id``, ``space``, ``dataset``), from its last epoch:
+- per running search (labels ``search_id``, ``space``, ``dataset``), from its last epoch's
+  metrics (`enas_core.epoch.EpochMetrics`):
   ``enas_search_progress``, ``enas_search_epoch``, ``enas_search_reward{stat="mean"|"max"}``,
   ``enas_search_best_reward``, ``enas_search_entropy``, ``enas_search_baseline``,
   ``enas_search_architectures_per_second`` and ``enas_search_epoch_duration_seconds``.
@@ -24,7 +25,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,6 +33,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from enas_core.epoch import EpochMetrics
 from service.api.deps import StoreDep, connect_queue
 from service.store import Store
 from service.store.db import translate
@@ -144,15 +146,15 @@ def _running_families(session: Session) -> list[Family]:
         )
     )
     last = {search.id: search.epoch for search in running if search.epoch is not None}
-    epochs: dict[int, dict[str, Any]] = {}
+    epochs: dict[int, EpochMetrics] = {}
     if last:
         wanted = or_(*(and_(Epoch.search_id == sid, Epoch.epoch == epoch) for sid, epoch in last.items()))
-        for search_id, metrics in session.execute(select(Epoch.search_id, Epoch.metrics).where(wanted)):
-            epochs[search_id] = dict(metrics or {})
+        for search_id, stored in session.execute(select(Epoch.search_id, Epoch.metrics).where(wanted)):
+            epochs[search_id] = cast(EpochMetrics, dict(stored or {}))
     for search in running:
         labels = {"search_id": str(search.id), "space": str(search.spec.get("space", "")),
                   "dataset": str(search.spec.get("dataset", ""))}  # fmt: skip
-        metrics = epochs.get(search.id, {})
+        metrics = epochs.get(search.id, EpochMetrics())
         families["enas_search_progress"].add(search.progress, labels)
         families["enas_search_epoch"].add(search.epoch, labels)
         families["enas_search_reward"].add(metrics.get("reward_mean"), {**labels, "stat": "mean"})
