@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from enas_core.configs import ChildConfig
 from enas_core.data.base import AugmentDraw, BatchStream, ImageDataset, apply_augment, draw_augment
-from enas_core.registry import SHARED_IMAGE_MODELS, registry_get
+from enas_core.registry import shared_model
 from enas_core.runtime import (
     PrivateRng,
     autocast,
@@ -125,7 +125,7 @@ class StepTotals:
 class SharedTrainer:
     """The image task's shared-weight trainer (micro and macro spaces).
 
-    Owns the shared model (built by `SHARED_IMAGE_MODELS[space.name]`), its SGD optimizer, the
+    Owns the shared model (built by its plugin's `shared_model`), its SGD optimizer, the
     data (moved to `device`), the train/validation batch streams and the RNG states.
     """
 
@@ -143,7 +143,7 @@ class SharedTrainer:
         self.data = data.to(self.device)
         self.memory_format = memory_format(self.cfg.channels_last)
         self._rng = PrivateRng(subseed(seed, "shared-global"), self.device)
-        build = registry_get(SHARED_IMAGE_MODELS, space, "shared image model")
+        build = shared_model(space)
         with self._rng.scope():
             model = build(space, self.cfg, data)
         self.model: nn.Module = model.to(self.device, memory_format=self.memory_format)

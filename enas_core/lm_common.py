@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.data.ptb import bptt_window
-from enas_core.models.rnn import RnnChild, SharedRnnModel
+from enas_core.zoo.rnn.child import RnnChild
+from enas_core.zoo.rnn.shared import SharedRnnModel
 
 _C = TypeVar("_C")
 _M = TypeVar("_M", bound=nn.Module)
@@ -45,7 +46,7 @@ def path_l2(model: SharedRnnModel | RnnChild, arch_tokens: Sequence[int] | None 
     total = model.embedding.weight.pow(2).sum() + model.w_x.pow(2).sum() + model.w_h.pow(2).sum()
     if isinstance(model, SharedRnnModel):
         assert arch_tokens is not None
-        node_weights = model.cell.path_weights(model.parse(arch_tokens))
+        node_weights = model.cell.path_weights(model.plan(arch_tokens))
     else:
         node_weights = list(model.node_weights)
     return total + sum(w.pow(2).sum() for w in node_weights)

@@ -14,7 +14,7 @@ import abc
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 
 class GenotypeError(ValueError):
@@ -167,6 +167,17 @@ def _as_int(token: object, decision: Decision) -> int:
         return operator.index(token)  # type: ignore[arg-type]
     except TypeError:
         raise error from None
+
+
+class ArrayLike(Protocol):
+    """A 1-d array of tokens (e.g. a torch tensor): anything with ``tolist()``."""
+
+    def tolist(self) -> Any: ...
+
+
+def int_list(tokens: Sequence[int] | ArrayLike) -> list[int]:
+    """Tokens given as a sequence or a 1-d array, as a list of plain ints."""
+    return [int(t) for t in (tokens if isinstance(tokens, Sequence) else tokens.tolist())]
 
 
 def choice_index(value: object, names: Sequence[str], where: str) -> int:

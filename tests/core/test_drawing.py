@@ -14,7 +14,7 @@ import pytest
 
 from enas_core.genotype import Genotype, genotype_svg
 from enas_core.spaces import get_space
-from enas_core.spaces.micro import loose_ends
+from enas_core.zoo.micro.space import loose_ends
 from tests.core.conftest import PUBLISHED_MICRO
 
 NS = {"s": "http://www.w3.org/2000/svg"}

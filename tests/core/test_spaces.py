@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-from enas_core.spaces import GenotypeError, MacroSpace, MicroSpace, RnnSpace, get_space
+from enas_core.spaces import GenotypeError, get_space
+from enas_core.zoo.macro.space import MacroSpace
+from enas_core.zoo.micro.space import MicroSpace
+from enas_core.zoo.rnn.space import RnnSpace
 from tests.core.conftest import PUBLISHED_MICRO
 
 

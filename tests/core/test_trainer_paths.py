@@ -27,7 +27,8 @@ from enas_core.search import (
     SharedTrainer,
     make_shared_trainer,
 )
-from enas_core.spaces import RnnSpace, get_space
+from enas_core.spaces import get_space
+from enas_core.zoo.rnn.space import RnnSpace
 
 SPACES = [("micro", {"num_nodes": 2}), ("macro", {"num_layers": 3})]
 
