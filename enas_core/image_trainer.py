@@ -57,7 +57,8 @@ def forward_aux(model: nn.Module, x: Tensor, *args: Any) -> tuple[Tensor, Tensor
     """(logits, aux logits or None): `model.forward_aux` when the model has one, else `model`."""
     fn = getattr(model, "forward_aux", None)
     if fn is not None:
-        return fn(x, *args)  # type: ignore[no-any-return]
+        out: tuple[Tensor, Tensor | None] = fn(x, *args)
+        return out
     return model(x, *args), None
 
 
@@ -79,8 +80,8 @@ def sgd_step(
     total.backward()
     params = [p for p in model.parameters() if p.grad is not None]
     if params and l2:
-        grads = [p.grad for p in params]
-        torch._foreach_add_(grads, [p.detach() for p in params], alpha=2.0 * l2)  # type: ignore[arg-type]
+        grads = [g for g in (p.grad for p in params) if g is not None]  # all of them: params have one
+        torch._foreach_add_(grads, [p.detach() for p in params], alpha=2.0 * l2)
     if params and grad_clip:
         nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()

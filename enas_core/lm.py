@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from enas_core.configs import from_mapping
 from enas_core.data.ptb import CorpusDataset
 from enas_core.lm_common import (
     TokenStream,
     coerce,
     cpu_copy,
-    from_mapping,
     guarded_step,
     lm_loss,
     lr_at,

@@ -6,6 +6,7 @@ listed in `PLUGIN.order`. Adding a space is adding a folder there; nothing here 
 
 * `get_space(name, **params)`: the configured space; `list_spaces()`: the names, in order;
 * `get_plugin(name)` / `PLUGINS`: the plugins; `SPACES`: name -> `Space` subclass;
+* `describe_all()`: every space described (GET /spaces, `enasctl spaces`), known genotypes included;
 * `Space`, `Decision`, `GenotypeError` (`enas_core.spaces.base`): the contract of a space.
 
 May import the standard library and `enas_core.spaces.*`, `enas_core.zoo.*` modules that do the same.
@@ -75,6 +76,17 @@ def get_space(name: str, **params: int) -> Space:
     return _space_classes()[name](**params)
 
 
+def describe_all() -> dict[str, dict[str, Any]]:
+    """Every space at its default parameters (`Space.describe()`), plus ``"known"``: the named
+    genotypes of its plugin (name -> tokens) where it has any."""
+    described: dict[str, dict[str, Any]] = {}
+    for name, plugin in _plugins().items():
+        described[name] = get_space(name).describe()
+        if plugin.known is not None:
+            described[name]["known"] = {k: list(v) for k, v in load(plugin.known).items()}
+    return described
+
+
 def __getattr__(name: str) -> Any:
     # PLUGINS and SPACES are computed on first access (see `_plugins`)
     if name == "PLUGINS":
@@ -91,6 +103,7 @@ __all__ = [
     "GenotypeError",
     "Space",
     "SpacePlugin",
+    "describe_all",
     "get_plugin",
     "get_space",
     "list_spaces",

@@ -14,7 +14,7 @@ import abc
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, SupportsIndex
 
 
 class GenotypeError(ValueError):
@@ -161,10 +161,10 @@ def _as_int(token: object, decision: Decision) -> int:
         f"{decision.where}: {decision.what} must be an integer, got {token!r} (token {decision.position})",
         position=decision.position,
     )
-    if isinstance(token, bool):
+    if isinstance(token, bool) or not isinstance(token, SupportsIndex):
         raise error
     try:
-        return operator.index(token)  # type: ignore[arg-type]
+        return operator.index(token)
     except TypeError:
         raise error from None
 

@@ -29,8 +29,9 @@ from enas_core.search import (
 )
 from enas_core.spaces import get_space
 from enas_core.zoo.rnn.space import RnnSpace
+from tests.core.conftest import space_cases
 
-SPACES = [("micro", {"num_nodes": 2}), ("macro", {"num_layers": 3})]
+SPACES = space_cases({"micro": {"num_nodes": 2}, "macro": {"num_layers": 3}}, task="image")
 
 
 def _shared(name: str, params: dict[str, int], digits: ImageDataset, **child: Any) -> SharedTrainer:

@@ -19,8 +19,9 @@ def draw(space: MacroSpace, tokens: Sequence[int]) -> list[Column]:
         title = f"layer {i}: {name}" + (f"; skips from layers {list(sources)}" if sources else "")
         boxes.append(Box(f"{i}: {short_op(name)}", title=title, fill=op_fill(name)))
         edges.append(Edge(i, i + 1, "mid"))
-        edges += [Edge(j + 1, i + 1, "right", title=f"skip: layer {j} -> layer {i}", ink=SKIP_INK)
-                  for j in sources]  # fmt: skip
+        edges += [
+            Edge(j + 1, i + 1, "right", title=f"skip: layer {j} -> layer {i}", ink=SKIP_INK) for j in sources
+        ]
     boxes.append(Box("pool + fc", "output", "head: global average pool, dropout, linear"))
     edges.append(Edge(len(layers), len(layers) + 1, "mid"))
     return [Column("network", boxes, edges, "arcs: skip connections, combined with the layer's output")]

@@ -16,8 +16,10 @@ def draw(space: MicroSpace, tokens: Sequence[int]) -> list[Column]:
     names = ("c_{k-2}", "c_{k-1}", *(f"node {k}" for k in range(space.num_nodes)))
     columns = []
     for cell_name, cell in zip(("normal cell", "reduction cell"), space.cells(tokens), strict=True):
-        boxes = [Box("c_{k-2}", "input", "input c_{k-2} (output of cell k-2)"),
-                 Box("c_{k-1}", "input", "input c_{k-1} (output of cell k-1)")]  # fmt: skip
+        boxes = [
+            Box("c_{k-2}", "input", "input c_{k-2} (output of cell k-2)"),
+            Box("c_{k-1}", "input", "input c_{k-1} (output of cell k-1)"),
+        ]
         edges = []
         for k, node in enumerate(cell_nodes(cell, space.num_nodes)):
             terms = []
@@ -29,8 +31,9 @@ def draw(space: MicroSpace, tokens: Sequence[int]) -> list[Column]:
         ends = loose_ends(cell, space.num_nodes)
         out = space.num_nodes + 2
         boxes.append(Box("c_{k}", "output", f"output c_{{k}} = concat({', '.join(names[i] for i in ends)})"))
-        edges += [link(i, out, "right", ink=CONCAT_INK, dashed=True, title=f"{names[i]} -> c_{{k}}")
-                  for i in ends]  # fmt: skip
+        edges += [
+            link(i, out, "right", ink=CONCAT_INK, dashed=True, title=f"{names[i]} -> c_{{k}}") for i in ends
+        ]
         columns.append(Column(cell_name, boxes, edges, "dashed: concatenated into the output"))
     return columns
 

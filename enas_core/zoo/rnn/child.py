@@ -204,8 +204,15 @@ class RnnChild(TiedLM):
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
     """The language model of the cell in `genotype` (its ``"structured"`` form), sizes from `network`."""
-    keys = ("vocab_size", "hidden_size", "num_nodes", "dropout_input", "dropout_hidden", "dropout_output",
-            "init_range")  # fmt: skip
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "num_nodes",
+        "dropout_input",
+        "dropout_hidden",
+        "dropout_output",
+        "init_range",
+    )
     return RnnChild(genotype["structured"], **{k: network[k] for k in keys})
 
 
