@@ -78,14 +78,28 @@ def _final_pool(kind: str) -> OpFactory:
     return make
 
 
-MACRO_OP_REGISTRY: dict[str, OpFactory] = {
-    "conv_3x3": _final_conv(3, separable=False),
-    "sep_conv_3x3": _final_conv(3, separable=True),
-    "conv_5x5": _final_conv(5, separable=False),
-    "sep_conv_5x5": _final_conv(5, separable=True),
-    "avg_pool_3x3": _final_pool("avg"),
-    "max_pool_3x3": _final_pool("max"),
+MACRO_OP_KINDS: dict[str, tuple[int, bool] | str] = {
+    "conv_3x3": (3, False),
+    "sep_conv_3x3": (3, True),
+    "conv_5x5": (5, False),
+    "sep_conv_5x5": (5, True),
+    "avg_pool_3x3": "avg",
+    "max_pool_3x3": "max",
 }
+"""Each macro op: a conv's (kernel, separable), or a pool's kind."""
+
+
+def op_registry(
+    conv_op: Callable[[int, bool], OpFactory], pool_op: Callable[[str], OpFactory]
+) -> dict[str, OpFactory]:
+    """The macro ops by name, built by `conv_op(kernel, separable)` and `pool_op(kind)` (one layout)."""
+    return {
+        name: pool_op(kind) if isinstance(kind, str) else conv_op(*kind)
+        for name, kind in MACRO_OP_KINDS.items()
+    }
+
+
+MACRO_OP_REGISTRY = op_registry(_final_conv, _final_pool)
 """The macro space's ops by name (the final layout): (channels, stride) -> module."""
 
 
@@ -133,7 +147,46 @@ def _live(outputs: list[Tensor | None], j: int) -> Tensor:
     return out
 
 
-class MacroChild(nn.Module):
+class MacroNet(nn.Module):
+    """What both macro networks (this final child, the search layout's child) run: the stem, one op
+    per layer, the skip combinations and the reductions (`run_layers`), global average pooling,
+    dropout and the classifier. Subclasses build those modules."""
+
+    stem: nn.Module
+    ops: nn.ModuleList
+    combine: nn.ModuleList
+    reduce: nn.ModuleDict
+    dropout: nn.Module
+    classifier: nn.Linear
+    sources: list[tuple[int, ...]]
+    reductions: tuple[int, ...]
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.stem(x)  # (B, C, H, W)
+        h = run_layers(
+            h,
+            self.sources,
+            self.reductions,
+            apply_op=lambda i, inp: self.ops[i](inp),
+            combine=lambda i, out, chosen: self.combine[i](out, chosen),
+            reduce=lambda r, j, o: self.reduce[f"{r}_{j}"](o),
+        )
+        h = h.mean(dim=(2, 3))  # (B, C_last)
+        return self.classifier(self.dropout(h))  # (B, num_classes)
+
+    def forward_aux(self, x: Tensor) -> tuple[Tensor, None]:
+        """``(logits, None)``: no auxiliary head in the macro space."""
+        return self.forward(x), None
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """No drop path in the macro space (kept for the trainer's common interface)."""
+
+    def num_parameters(self, include_aux: bool = True) -> int:
+        """Number of parameters (there is no auxiliary head to exclude)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+class MacroChild(MacroNet):
     """The standalone network of one macro architecture (`structured`: `MacroSpace.structured`).
     `forward(x)` -> logits (B, num_classes)."""
 
@@ -175,30 +228,6 @@ class MacroChild(nn.Module):
         self.dropout = nn.Dropout(1.0 - keep_prob)
         self.classifier = nn.Linear(widths[-1], num_classes, bias=False)
         he_init(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.stem(x)  # (B, C, H, W)
-        h = run_layers(
-            h,
-            self.sources,
-            self.reductions,
-            apply_op=lambda i, inp: self.ops[i](inp),
-            combine=lambda i, out, chosen: self.combine[i](out, chosen),
-            reduce=lambda r, j, o: self.reduce[f"{r}_{j}"](o),
-        )
-        h = h.mean(dim=(2, 3))  # (B, C_last)
-        return self.classifier(self.dropout(h))  # (B, num_classes)
-
-    def forward_aux(self, x: Tensor) -> tuple[Tensor, None]:
-        """``(logits, None)``: no auxiliary head in the macro space."""
-        return self.forward(x), None
-
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """No drop path in the macro space (kept for the trainer's common interface)."""
-
-    def num_parameters(self, include_aux: bool = True) -> int:
-        """Number of parameters (there is no auxiliary head to exclude)."""
-        return sum(p.numel() for p in self.parameters())
 
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:

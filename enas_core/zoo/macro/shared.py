@@ -20,7 +20,16 @@ from typing import Any
 from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import FactorizedReduce, OpFactory, Pool, bn, create_op, he_init
-from enas_core.zoo.macro.child import MacroChild, conv, kxk_convs, live_after, reduction_layers, run_layers
+from enas_core.zoo.macro.child import (
+    MacroChild,
+    MacroNet,
+    conv,
+    kxk_convs,
+    live_after,
+    op_registry,
+    reduction_layers,
+    run_layers,
+)
 from enas_core.zoo.macro.space import MACRO_OPS, MacroLayer, MacroSpace, parse_macro_tokens, skip_sources
 
 NUM_MACRO_OPS = len(MACRO_OPS)
@@ -42,14 +51,7 @@ def _search_pool(kind: str) -> OpFactory:
     return make
 
 
-SEARCH_OP_REGISTRY: dict[str, OpFactory] = {
-    "conv_3x3": _search_conv(3, separable=False),
-    "sep_conv_3x3": _search_conv(3, separable=True),
-    "conv_5x5": _search_conv(5, separable=False),
-    "sep_conv_5x5": _search_conv(5, separable=True),
-    "avg_pool_3x3": _search_pool("avg"),
-    "max_pool_3x3": _search_pool("max"),
-}
+SEARCH_OP_REGISTRY = op_registry(_search_conv, _search_pool)
 """The macro space's ops by name in the search layout: (channels, stride) -> module."""
 
 
@@ -140,7 +142,7 @@ class SharedMacroNet(nn.Module):
         return self.forward(x, tokens), None
 
 
-class SearchMacroChild(nn.Module):
+class SearchMacroChild(MacroNet):
     """A standalone network for one macro architecture in the search layout (constant width),
     built with ``from_shared`` to reproduce the shared network's outputs exactly."""
 
@@ -200,27 +202,6 @@ class SearchMacroChild(nn.Module):
         child.classifier = copy.deepcopy(shared.classifier)
         device = next(shared.parameters()).device
         return child.to(device).train(shared.training)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits ``(B, num_classes)`` for images ``x`` ``(B, C_in, H, W)``."""
-        h = self.stem(x)  # (B, C, H, W)
-        h = run_layers(
-            h,
-            self.sources,
-            self.reductions,
-            apply_op=lambda i, inp: self.ops[i](inp),
-            combine=lambda i, out, chosen: self.combine[i](out, chosen),
-            reduce=lambda r, j, o: self.reduce[f"{r}_{j}"](o),
-        )
-        h = h.mean(dim=(2, 3))  # (B, C)
-        return self.classifier(self.dropout(h))  # (B, num_classes)
-
-    def forward_aux(self, x: Tensor) -> tuple[Tensor, None]:
-        return self.forward(x), None
-
-    def num_parameters(self, include_aux: bool = True) -> int:
-        """Number of parameters (there is no auxiliary head to exclude)."""
-        return sum(p.numel() for p in self.parameters())
 
 
 # --- builders (the plugin's; duck-typed configs: ChildConfig / RetrainConfig, ImageDataset) ----------

@@ -94,6 +94,11 @@ def aux_layer(num_layers: int) -> int:
     return reduction_layers(num_layers)[1] + 1
 
 
+def read_aux(aux: AuxHead | None, x: Tensor) -> Tensor | None:
+    """The auxiliary head's logits (B, num_classes) on the cell output `x`, or None without a head."""
+    return None if aux is None else aux(x)
+
+
 def stem(config: MicroNetConfig) -> nn.Sequential:
     """3x3 conv to 3C channels + BN."""
     c = 3 * config.channels
@@ -188,13 +193,8 @@ class FinalMicroNet(nn.Module):
         aux = None
         for layer, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self._cell_keep(layer))
-            if (
-                with_aux
-                and self.aux is not None
-                and self.training
-                and layer == aux_layer(self.config.num_layers)
-            ):
-                aux = self.aux(s1)  # (B, num_classes)
+            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
+                aux = read_aux(self.aux, s1)
         return head(self.config, self.classifier, s1, self.training), aux
 
 

@@ -41,6 +41,7 @@ from enas_core.zoo.micro.child import (
     MicroNetConfig,
     aux_layer,
     head,
+    read_aux,
     reduction_layers,
     stem,
 )
@@ -178,13 +179,8 @@ class SharedMicroNet(nn.Module):
             if cell.pre_reduce is not None:
                 s0, s1 = s1, cell.pre_reduce(s1)  # (B, C_prev, H, W), (B, 2 C_prev, H/2, W/2)
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
-            if (
-                with_aux
-                and self.aux is not None
-                and self.training
-                and layer == aux_layer(self.config.num_layers)
-            ):
-                aux = self.aux(s1)  # (B, num_classes)
+            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
+                aux = read_aux(self.aux, s1)
         return head(self.config, self.classifier, s1, self.training), aux
 
 
@@ -227,31 +223,8 @@ class SearchMicroChild(nn.Module):
 
 
 # --- builders (the plugin's; duck-typed configs: ChildConfig / RetrainConfig) --------------------
-def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
-    """The shared model for `space` from a ChildConfig-like `cfg` and an ImageDataset-like `data`."""
-    return SharedMicroNet(
-        MicroNetConfig(
-            num_layers=cfg.num_layers,
-            channels=cfg.channels,
-            num_nodes=space.num_nodes,
-            num_ops=space.num_ops,
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            image_size=data.image_size,
-            keep_prob=cfg.keep_prob,
-            aux_head=cfg.aux_weight > 0,
-        )
-    )
-
-
-def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -> MicroChild:
-    """The final-layout child of `tokens` from a RetrainConfig-like `cfg`.
-
-    Raises:
-        GenotypeError: `tokens` is not a genotype of `space`.
-    """
-    structured = space.structured(tokens)
-    config = MicroNetConfig(
+def _config(space: MicroSpace, cfg: Any, data: Any, drop_path_keep: float | None = None) -> MicroNetConfig:
+    return MicroNetConfig(
         num_layers=cfg.num_layers,
         channels=cfg.channels,
         num_nodes=space.num_nodes,
@@ -261,6 +234,21 @@ def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -
         image_size=data.image_size,
         keep_prob=cfg.keep_prob,
         aux_head=cfg.aux_weight > 0,
-        drop_path_keep=cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None,
+        drop_path_keep=drop_path_keep,
     )
-    return MicroChild(structured, config)
+
+
+def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
+    """The shared model for `space` from a ChildConfig-like `cfg` and an ImageDataset-like `data`."""
+    return SharedMicroNet(_config(space, cfg, data))
+
+
+def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -> MicroChild:
+    """The final-layout child of `tokens` from a RetrainConfig-like `cfg`.
+
+    Raises:
+        GenotypeError: `tokens` is not a genotype of `space`.
+    """
+    structured = space.structured(tokens)
+    drop_path_keep = cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None
+    return MicroChild(structured, _config(space, cfg, data, drop_path_keep))

@@ -9,7 +9,6 @@ and the cell's math are `enas_core.zoo.rnn.child`'s (`TiedLM`, `unroll_cell`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -104,38 +103,17 @@ class SharedRnnModel(TiedLM):
 
 
 class SearchRnnChild(RnnChild):
-    """The child of one cell given by its tokens (the search layout is the final one here), with
-    `from_shared` to copy the shared weights on its path."""
+    """The child of one cell (the search layout is the final one here), built by `from_shared`
+    with copies of the shared weights on its path."""
 
     layout = "search"
-
-    def __init__(
-        self,
-        tokens: Sequence[int] | Tensor,
-        vocab_size: int,
-        hidden_size: int = 200,
-        num_nodes: int = 12,
-        dropout_input: float = 0.2,
-        dropout_hidden: float = 0.2,
-        dropout_output: float = 0.2,
-        init_range: float = 0.05,
-    ) -> None:
-        super().__init__(
-            _structured(tokens, num_nodes),
-            vocab_size,
-            hidden_size,
-            num_nodes,
-            dropout_input,
-            dropout_hidden,
-            dropout_output,
-            init_range,
-        )
 
     @classmethod
     def from_shared(cls, shared: SharedRnnModel, tokens: Sequence[int] | Tensor) -> SearchRnnChild:
         """A child holding copies of the shared weights on the path; same inputs give the same outputs."""
+        structured = RnnSpace(num_nodes=shared.num_nodes).structured(int_list(tokens))
         child = cls(
-            tokens,
+            structured,
             shared.vocab_size,
             shared.hidden_size,
             shared.num_nodes,
@@ -151,7 +129,3 @@ class SearchRnnChild(RnnChild):
             for mine, theirs in zip(child.node_weights, shared.cell.path_weights(child.plan), strict=True):
                 mine.copy_(theirs)
         return child.train(shared.training)
-
-
-def _structured(tokens: Sequence[int] | Tensor, num_nodes: int) -> dict[str, Any]:
-    return RnnSpace(num_nodes=num_nodes).structured(int_list(tokens))
