@@ -202,7 +202,11 @@ def _ray_init() -> None:
 
     if not ray.is_initialized():
         ray.init(
-            num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=100 * 1024 * 1024,
         )
 
 

@@ -29,9 +29,14 @@ _BOX_STYLE = {
     "output": ("#dcfce7", "#15803d"),
 }
 _SHORT_OPS = {
-    "sep_conv_3x3": "sep 3x3", "sep_conv_5x5": "sep 5x5", "conv_3x3": "conv 3x3", "conv_5x5": "conv 5x5",
-    "avg_pool_3x3": "avg 3x3", "max_pool_3x3": "max 3x3", "identity": "identity",
-}  # fmt: skip
+    "sep_conv_3x3": "sep 3x3",
+    "sep_conv_5x5": "sep 5x5",
+    "conv_3x3": "conv 3x3",
+    "conv_5x5": "conv 5x5",
+    "avg_pool_3x3": "avg 3x3",
+    "max_pool_3x3": "max 3x3",
+    "identity": "identity",
+}
 _OP_INK = {"sep": "#1d4ed8", "conv": "#1d4ed8", "avg": "#b45309", "max": "#b45309", "identity": MUTED}
 _OP_FILL = {"sep": "#e0e7ff", "conv": "#dbeafe", "avg": "#fef3c7", "max": "#ffedd5"}
 _ACT_FILL = {"tanh": "#dbeafe", "relu": "#fee2e2", "identity": "#f1f5f9", "sigmoid": "#dcfce7"}

@@ -84,16 +84,28 @@ def export_onnx(
     inputs = example_inputs(network)
     if get_plugin(str(network["space"])).task == "language":
         names, outputs = ["token_ids", "hidden"], ["logits", "next_hidden"]
-        axes = {"token_ids": {1: "batch"}, "hidden": {0: "batch"}, "logits": {1: "batch"},
-                "next_hidden": {0: "batch"}}  # fmt: skip
+        axes = {
+            "token_ids": {1: "batch"},
+            "hidden": {0: "batch"},
+            "logits": {1: "batch"},
+            "next_hidden": {0: "batch"},
+        }
     else:
         names, outputs = ["images"], ["logits"]
         axes = {"images": {0: "batch"}, "logits": {0: "batch"}}
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        torch.onnx.export(model, inputs, str(path), dynamo=False, opset_version=opset, input_names=names,
-                          output_names=outputs, dynamic_axes=axes)  # fmt: skip
+        torch.onnx.export(
+            model,
+            inputs,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+        )
     return path
 
 

@@ -203,8 +203,14 @@ class SharedTrainer:
         Returns {"loss", "accuracy", "lr", "images_per_s", "steps", "per_arch": [{"loss", "accuracy"}]}.
         """
         if not tokens:
-            return {"loss": 0.0, "accuracy": 0.0, "lr": self.lr(epoch), "images_per_s": 0.0, "steps": 0,
-                    "per_arch": []}  # fmt: skip
+            return {
+                "loss": 0.0,
+                "accuracy": 0.0,
+                "lr": self.lr(epoch),
+                "images_per_s": 0.0,
+                "steps": 0,
+                "per_arch": [],
+            }
         start = time.perf_counter()
         plan = self.prepare_steps(tokens, epoch)
         with self._rng.scope():

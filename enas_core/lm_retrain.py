@@ -128,10 +128,19 @@ def retrain_lm(
     num_nodes = space.num_nodes
     dev = resolve_device(device)
     structured = space.structured(tokens)
-    child = seeded(seed, lambda: RnnChild(
-        structured, data.vocab_size, c.hidden_size, num_nodes,
-        c.dropout_input, c.dropout_hidden, c.dropout_output, c.init_range,
-    )).to(dev)  # fmt: skip
+    child = seeded(
+        seed,
+        lambda: RnnChild(
+            structured,
+            data.vocab_size,
+            c.hidden_size,
+            num_nodes,
+            c.dropout_input,
+            c.dropout_hidden,
+            c.dropout_output,
+            c.init_range,
+        ),
+    ).to(dev)
     trainer = _ChildTrainer(child, c, TokenStream(data.batchify("train", c.batch_size, dev), c.bptt), seed)
     valid = data.batchify("valid", c.eval_batch_size, dev)  # (N / Be, Be)
     steps = int(c.steps_per_epoch or trainer.stream.windows_per_pass)

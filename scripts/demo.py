@@ -31,8 +31,13 @@ from service.cli.searches import follow_search  # noqa: E402
 console = Console()
 
 FULL_SPEC = {"space": "micro", "dataset": "digits", "preset": "demo-micro", "seed": 0, "name": "demo"}
-SHORT_SPEC = {**FULL_SPEC, "name": "demo-short", "epochs": 3,
-              "derive": {"num_samples": 8, "top_k": 2}, "retrain": {"epochs": 2}}
+SHORT_SPEC = {
+    **FULL_SPEC,
+    "name": "demo-short",
+    "epochs": 3,
+    "derive": {"num_samples": 8, "top_k": 2},
+    "retrain": {"epochs": 2},
+}
 
 
 def free_port() -> int:
@@ -59,8 +64,10 @@ def report(client: EnasClient, search_id: int, url: str) -> bool:
     rose = len(rewards) > 1 and rewards[-1] > rewards[0]
     entropies = [e["metrics"].get("entropy", 0.0) for e in epochs]
     if rose:  # at this size most of the rise is the shared weights learning; the policy moves slowly
-        console.print(f"  the reward rose: the shared weights learn (policy entropy {entropies[0]:.3f} -> "
-                      f"{entropies[-1]:.3f})")
+        console.print(
+            f"  the reward rose: the shared weights learn (policy entropy {entropies[0]:.3f} -> "
+            f"{entropies[-1]:.3f})"
+        )
     else:
         console.print("  [red]the reward did not rise[/red]")
 
@@ -75,8 +82,10 @@ def report(client: EnasClient, search_id: int, url: str) -> bool:
             console.print(f"  {cell} cell: {nodes}")
     console.rule("retrained from scratch (test split, never used for selection)")
     for r in client.retrains(search_id)["items"]:
-        console.print(f"  architecture {r['architecture_id']}: {r['status']}  test accuracy "
-                      f"{r.get('test_score')}  params {r.get('params')}")
+        console.print(
+            f"  architecture {r['architecture_id']}: {r['status']}  test accuracy "
+            f"{r.get('test_score')}  params {r.get('params')}"
+        )
     console.rule()
     console.print(f"the search page: {url}ui/searches/{search_id}   all searches: {url}")
     return rose
@@ -102,8 +111,14 @@ def main() -> int:
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "stack.log", "w")  # noqa: SIM115 - lives as long as the stack
     console.print(f"starting enas-service (API, worker, embedded Redis, SQLite, local Ray); log: {log.name}")
-    stack = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(port)],
-                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     ok = False
     try:
         with EnasClient(url) as client:

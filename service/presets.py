@@ -36,13 +36,25 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Probabilities and decay rates: must lie in [0, 1].
 UNIT_INTERVAL = frozenset(
     {
-        "controller.adam_beta1", "controller.adam_beta2", "controller.baseline_decay",
-        "controller.skip_target", "child.keep_prob", "child.momentum", "child.lr_decay",
-        "child.dropout_input", "child.dropout_hidden", "child.dropout_output",
-        "retrain.keep_prob", "retrain.drop_path_keep", "retrain.momentum", "retrain.lr_decay",
-        "retrain.dropout_input", "retrain.dropout_hidden", "retrain.dropout_output",
+        "controller.adam_beta1",
+        "controller.adam_beta2",
+        "controller.baseline_decay",
+        "controller.skip_target",
+        "child.keep_prob",
+        "child.momentum",
+        "child.lr_decay",
+        "child.dropout_input",
+        "child.dropout_hidden",
+        "child.dropout_output",
+        "retrain.keep_prob",
+        "retrain.drop_path_keep",
+        "retrain.momentum",
+        "retrain.lr_decay",
+        "retrain.dropout_input",
+        "retrain.dropout_hidden",
+        "retrain.dropout_output",
     }
-)  # fmt: skip
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     name: preset for space in SPACES for name, preset in load(get_plugin(space).presets).items()
@@ -64,7 +76,13 @@ def get_preset(name: str) -> dict[str, Any]:
 def list_presets() -> list[dict[str, Any]]:
     """Summaries for listings: name, space, dataset, epochs, first note."""
     return [
-        {"name": name, "space": p["space"], "dataset": p["dataset"], "epochs": p["epochs"],
-         "default_for_space": DEFAULT_PRESET[p["space"]] == name, "summary": p["notes"][0]}
+        {
+            "name": name,
+            "space": p["space"],
+            "dataset": p["dataset"],
+            "epochs": p["epochs"],
+            "default_for_space": DEFAULT_PRESET[p["space"]] == name,
+            "summary": p["notes"][0],
+        }
         for name, p in PRESETS.items()
-    ]  # fmt: skip
+    ]

@@ -30,8 +30,15 @@ Space = Annotated[str, AfterValidator(_known_space), Field(json_schema_extra={"e
 Dataset = Literal["digits", "cifar10", "synthetic-cifar", "ptb", "synthetic-ptb"]
 
 CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-               "test_batch", "batches.meta")  # fmt: skip
+CIFAR_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
 PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 LAYOUTS = {
     "cifar10": f"a {CIFAR_FOLDER} folder (or its parent) holding the python-pickle batches "
@@ -102,9 +109,14 @@ def _pick_preset(spec: SearchSpec, errors: list[InitErrorDetails]) -> dict[str, 
         errors.append(_error(("preset",), "unknown_preset", f"unknown preset; known: {known}", spec.preset))
         return None
     if spec.space is not None and spec.space != preset["space"]:
-        errors.append(_error(("preset",), "preset_space_mismatch",
-                             f"preset {spec.preset} is for the {preset['space']} space, not {spec.space}",
-                             spec.preset))  # fmt: skip
+        errors.append(
+            _error(
+                ("preset",),
+                "preset_space_mismatch",
+                f"preset {spec.preset} is for the {preset['space']} space, not {spec.space}",
+                spec.preset,
+            )
+        )
         return None
     return preset
 
@@ -114,9 +126,14 @@ def _check_dataset(space: str, dataset: str | None, errors: list[InitErrorDetail
         return
     allowed = presets.datasets_for(space)
     if dataset not in allowed:
-        errors.append(_error(("dataset",), "dataset_space_mismatch",
-                             f"the {space} space needs one of {', '.join(allowed)}, not {dataset}",
-                             dataset))  # fmt: skip
+        errors.append(
+            _error(
+                ("dataset",),
+                "dataset_space_mismatch",
+                f"the {space} space needs one of {', '.join(allowed)}, not {dataset}",
+                dataset,
+            )
+        )
 
 
 def _type_name(kind: type) -> str:
@@ -145,14 +162,20 @@ def _check_value(key: str, value: Any, default: Any) -> str | None:
     return None
 
 
-def _check_overrides(section: str, given: dict[str, Any] | None, base: dict[str, Any],
-                     errors: list[InitErrorDetails]) -> None:  # fmt: skip
+def _check_overrides(
+    section: str, given: dict[str, Any] | None, base: dict[str, Any], errors: list[InitErrorDetails]
+) -> None:
     for key, value in (given or {}).items():
         if key not in base:
             known = ", ".join(sorted(base))
-            errors.append(_error((section, key), "unknown_key",
-                                 f"unknown key {section}.{key}; this preset's {section} keys: {known}",
-                                 value))  # fmt: skip
+            errors.append(
+                _error(
+                    (section, key),
+                    "unknown_key",
+                    f"unknown key {section}.{key}; this preset's {section} keys: {known}",
+                    value,
+                )
+            )
             continue
         problem = _check_value(f"{section}.{key}", value, base[key])
         if problem:
@@ -164,19 +187,35 @@ def _merge_sections(spec: SearchSpec, preset: dict[str, Any]) -> dict[str, dict[
     for section in presets.SECTIONS:
         values = {**preset[section], **(getattr(spec, section) or {})}
         # a float setting given as an integer is stored as a float
-        merged[section] = {k: float(v) if isinstance(preset[section][k], float) and v is not None
-                           and not isinstance(v, bool) else v for k, v in values.items()}  # fmt: skip
+        merged[section] = {
+            k: float(v)
+            if isinstance(preset[section][k], float) and v is not None and not isinstance(v, bool)
+            else v
+            for k, v in values.items()
+        }
     return merged
 
 
 def _check_cross_fields(sections: dict[str, dict[str, Any]], errors: list[InitErrorDetails]) -> None:
     derive, retrain = sections["derive"], sections["retrain"]
     if derive["top_k"] > derive["num_samples"]:
-        errors.append(_error(("derive", "top_k"), "too_large",
-                             "derive.top_k must not exceed derive.num_samples", derive["top_k"]))  # fmt: skip
+        errors.append(
+            _error(
+                ("derive", "top_k"),
+                "too_large",
+                "derive.top_k must not exceed derive.num_samples",
+                derive["top_k"],
+            )
+        )
     if retrain["enabled"] and retrain["top_k"] > derive["top_k"]:
-        errors.append(_error(("retrain", "top_k"), "too_large",
-                             "retrain.top_k must not exceed derive.top_k", retrain["top_k"]))  # fmt: skip
+        errors.append(
+            _error(
+                ("retrain", "top_k"),
+                "too_large",
+                "retrain.top_k must not exceed derive.top_k",
+                retrain["top_k"],
+            )
+        )
 
 
 def resolve_spec(spec: SearchSpec) -> dict[str, Any]:
@@ -234,8 +273,9 @@ def _check_files(folder: Path, names: tuple[str, ...], dataset: str, looks_right
         if not path.is_file():
             raise InvalidInput(f"{folder} lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
         if not looks_right(path):
-            raise InvalidInput(f"{path} is not in the expected format; expected {LAYOUTS[dataset]}",
-                               field="data_dir")  # fmt: skip
+            raise InvalidInput(
+                f"{path} is not in the expected format; expected {LAYOUTS[dataset]}", field="data_dir"
+            )
 
 
 def _looks_like_pickle(path: Path) -> bool:

@@ -31,11 +31,18 @@ def base_env() -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "NO_COLOR": "1"}
 
 
-def enasctl(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def enasctl(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m service.cli ARGS` (what the `enasctl` script runs) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env or base_env(),
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=cwd,
+        env=env or base_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Stack:
@@ -49,9 +56,14 @@ class Stack:
         home.mkdir(parents=True, exist_ok=True)
         self.log_path = home / "stack.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(self.port)],
-                                     cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "up", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run enasctl against this stack."""

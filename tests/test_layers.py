@@ -21,8 +21,9 @@ def test_layer_rules_hold() -> None:
 def _modules_loaded_by(imports: str) -> set[str]:
     """Top-level modules present in sys.modules after `imports` in a fresh interpreter."""
     code = f"{imports}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     return set(result.stdout.split())
 
 

@@ -183,7 +183,9 @@ def ensure_ray(settings: Settings) -> None:
         return
     options: dict[str, Any] = {"address": settings.ray_address, "ignore_reinit_error": True}
     if settings.ray_address is None:
-        options.update(include_dashboard=False, num_cpus=settings.ray_num_cpus)
+        # "local": always a new Ray of this process, never a cluster that `ray start` left recorded
+        # in /tmp/ray (a plain ray.init() would attach to it).
+        options.update(address="local", include_dashboard=False, num_cpus=settings.ray_num_cpus)
     ray.init(**options)
 
 

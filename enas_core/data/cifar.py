@@ -33,8 +33,17 @@ CIFAR_LAYOUT = (
     "each a pickled dict with 'data' (uint8, n x 3072) and 'labels' (n ints in 0..9)"
 )
 CIFAR_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 # What a CIFAR pickle may reference: numpy array reconstruction and byte-string decoding, nothing else
 # (an arbitrary pickle can run code, and data_dir comes from a user's spec).

@@ -24,11 +24,23 @@ SHARED_NOTES = [
 
 def cnn_controller(**overrides: Any) -> dict[str, Any]:
     base = {
-        "hidden": 64, "init_range": 0.1, "lr": 0.0035, "adam_beta1": 0.0, "adam_beta2": 0.999,
-        "adam_eps": 0.001, "tanh_constant": 1.1, "op_tanh_reduce": 2.5, "temperature": None,
-        "op_bias": True, "entropy_weight": 0.0001, "baseline_decay": 0.99,
-        "steps_per_epoch": 30, "archs_per_step": 10, "skip_target": 0.4, "skip_weight": 0.8,
-    }  # fmt: skip
+        "hidden": 64,
+        "init_range": 0.1,
+        "lr": 0.0035,
+        "adam_beta1": 0.0,
+        "adam_beta2": 0.999,
+        "adam_eps": 0.001,
+        "tanh_constant": 1.1,
+        "op_tanh_reduce": 2.5,
+        "temperature": None,
+        "op_bias": True,
+        "entropy_weight": 0.0001,
+        "baseline_decay": 0.99,
+        "steps_per_epoch": 30,
+        "archs_per_step": 10,
+        "skip_target": 0.4,
+        "skip_weight": 0.8,
+    }
     return {**base, **overrides}
 
 
@@ -36,10 +48,19 @@ def cnn_sgd(lr_min: float, l2: float, keep_prob: float, lr_max: float = 0.05) ->
     # precision "bf16" (autocast) and channels_last are GPU speed options, off by default: at the
     # paper's 20 channels a step is launch-bound and bf16 measured slower (PERF_NOTES)
     return {
-        "steps_per_epoch": None, "lr_max": lr_max, "lr_min": lr_min, "sgdr_t0": 10, "sgdr_tmul": 2,
-        "momentum": 0.9, "nesterov": True, "l2": l2, "grad_clip": 5.0, "keep_prob": keep_prob,
-        "precision": "fp32", "channels_last": False,
-    }  # fmt: skip
+        "steps_per_epoch": None,
+        "lr_max": lr_max,
+        "lr_min": lr_min,
+        "sgdr_t0": 10,
+        "sgdr_tmul": 2,
+        "momentum": 0.9,
+        "nesterov": True,
+        "l2": l2,
+        "grad_clip": 5.0,
+        "keep_prob": keep_prob,
+        "precision": "fp32",
+        "channels_last": False,
+    }
 
 
 def resources(num_gpus: float) -> dict[str, Any]:

@@ -134,11 +134,17 @@ def search_public(record: SearchRecord) -> dict[str, Any]:
     """The API form of a search: its record (minus the fencing token) plus timings and links."""
     base = f"/searches/{record.id}"
     links = {
-        "self": base, "architectures": f"{base}/architectures", "epochs": f"{base}/epochs",
-        "derived": f"{base}/derived", "retrain": f"{base}/retrain", "retrains": f"{base}/retrains",
+        "self": base,
+        "architectures": f"{base}/architectures",
+        "epochs": f"{base}/epochs",
+        "derived": f"{base}/derived",
+        "retrain": f"{base}/retrain",
+        "retrains": f"{base}/retrains",
         "events": f"{base}/events",
-        "cancel": f"{base}/cancel", "resume": f"{base}/resume", "page": f"/ui/searches/{record.id}",
-    }  # fmt: skip
+        "cancel": f"{base}/cancel",
+        "resume": f"{base}/resume",
+        "page": f"/ui/searches/{record.id}",
+    }
     if record.best_architecture_id is not None:
         links["best_architecture"] = f"/architectures/{record.best_architecture_id}"
     duration = None
@@ -151,8 +157,11 @@ def search_public(record: SearchRecord) -> dict[str, Any]:
 
 
 def architecture_public(record: ArchitectureRecord) -> dict[str, Any]:
-    links = {"self": f"/architectures/{record.id}", "svg": f"/architectures/{record.id}/svg",
-             "search": f"/searches/{record.search_id}"}  # fmt: skip
+    links = {
+        "self": f"/architectures/{record.id}",
+        "svg": f"/architectures/{record.id}/svg",
+        "search": f"/searches/{record.search_id}",
+    }
     return {**vars(record), "links": links}
 
 
@@ -161,8 +170,12 @@ def epoch_public(record: EpochRecord) -> dict[str, Any]:
 
 
 def derived_public(record: DerivedRecord) -> dict[str, Any]:
-    return {"rank": record.rank, "score": record.score, "architecture_id": record.architecture_id,
-            "architecture": architecture_public(record.architecture)}  # fmt: skip
+    return {
+        "rank": record.rank,
+        "score": record.score,
+        "architecture_id": record.architecture_id,
+        "architecture": architecture_public(record.architecture),
+    }
 
 
 def retrain_public(record: RetrainRecord) -> dict[str, Any]:

@@ -163,11 +163,19 @@ class EnasClient:
             search = self.search(search_id)
             architecture_id = search.get("best_architecture_id")
             if architecture_id is None:
-                raise EnasClientError(f"search {search_id} has no architecture yet ({search.get('status')})",
-                                      status=404, code="not_found")  # fmt: skip
+                raise EnasClientError(
+                    f"search {search_id} has no architecture yet ({search.get('status')})",
+                    status=404,
+                    code="not_found",
+                )
             source, rank, score = "best_reward", None, search.get("best_reward")
-        return {"search_id": search_id, "source": source, "rank": rank, "score": score,
-                "architecture": self.architecture(architecture_id)}  # fmt: skip
+        return {
+            "search_id": search_id,
+            "source": source,
+            "rank": rank,
+            "score": score,
+            "architecture": self.architecture(architecture_id),
+        }
 
     def events(self, search_id: int, *, read_timeout: float = 60.0) -> Iterator[JSON]:
         """GET /searches/{id}/events (Server-Sent Events): the latest state, then each event as the

@@ -29,8 +29,10 @@ def print_best(console: Console, best: Mapping[str, Any]) -> None:
     score = best.get("score")
     origin = f"derived rank {best['rank']}" if best.get("source") == "derived" else "best sampled reward"
     score_text = "-" if score is None else f"{score:.4f}"
-    console.print(f"[bold]search {best['search_id']}[/bold]: architecture {arch['id']} ({origin}, "
-                  f"score {score_text}), hash {arch.get('hash')}")  # fmt: skip
+    console.print(
+        f"[bold]search {best['search_id']}[/bold]: architecture {arch['id']} ({origin}, "
+        f"score {score_text}), hash {arch.get('hash')}"
+    )
     genotype = arch.get("genotype") or {}
     space = genotype.get("space", "?")
     console.print(f"space {space} {genotype.get('params', {})}; tokens {arch.get('tokens')}")
@@ -60,8 +62,16 @@ def print_retrains(console: Console, search_id: int, items: Sequence[Mapping[str
     for r in items:
         curve = (r.get("metrics") or {}).get("curve") or []
         score = "-" if r.get("test_score") is None else f"{r['test_score']:.4f}"
-        table.add_row(str(r["id"]), str(r["architecture_id"]), r["status"], score, _count(r.get("params")),
-                      _count(r.get("flops")), str(len(curve)), (r.get("error") or "")[:60])  # fmt: skip
+        table.add_row(
+            str(r["id"]),
+            str(r["architecture_id"]),
+            r["status"],
+            score,
+            _count(r.get("params")),
+            _count(r.get("flops")),
+            str(len(curve)),
+            (r.get("error") or "")[:60],
+        )
     console.print(table)
 
 

@@ -142,8 +142,12 @@ def _export_target(client: EnasClient, search_id: int, architecture_id: int | No
         return int(client.best(search_id)["architecture"]["id"])
     owner = client.architecture(architecture_id)["search_id"]
     if owner != search_id:
-        raise EnasClientError(f"architecture {architecture_id} belongs to search {owner}, not {search_id}",
-                              status=422, code="invalid_input", field="architecture")  # fmt: skip
+        raise EnasClientError(
+            f"architecture {architecture_id} belongs to search {owner}, not {search_id}",
+            status=422,
+            code="invalid_input",
+            field="architecture",
+        )
     return architecture_id
 
 
@@ -157,8 +161,9 @@ def _write_text(text: str, output: Path | None) -> None:
         raise usage(f"cannot write {output}: {e.strerror}") from e
 
 
-def _export_onnx(client: EnasClient, search_id: int, architecture_id: int, output: Path,
-                 weights: Path | None) -> str:  # fmt: skip
+def _export_onnx(
+    client: EnasClient, search_id: int, architecture_id: int, output: Path, weights: Path | None
+) -> str:
     """Build the child network here (the API process never loads torch) and write it as ONNX."""
     document = client.export(architecture_id, "json")
     try:

@@ -108,8 +108,15 @@ def submit(
     Flags override the file's fields and each --set overrides one nested field, e.g.
     enasctl submit --space micro --dataset digits --epochs 2 --set child.channels=16 --watch
     """
-    flags = {"space": space, "dataset": dataset, "preset": preset, "epochs": epochs, "seed": seed,
-             "name": name, "data_dir": data_dir}  # fmt: skip
+    flags = {
+        "space": space,
+        "dataset": dataset,
+        "preset": preset,
+        "epochs": epochs,
+        "seed": seed,
+        "name": name,
+        "data_dir": data_dir,
+    }
     try:
         spec = build_spec(spec_file, flags, overrides or [])
     except ValueError as e:

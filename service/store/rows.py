@@ -24,9 +24,20 @@ _ARCH_FLOATS = ("reward", "loss", "accuracy", "entropy", "log_prob")
 _PLAIN_INT = frozenset({int})
 # The architectures columns written by `insert_architectures`, in order.
 ARCH_COLUMNS = (
-    "search_id", "epoch", "phase", "index", "tokens", "genotype", "hash",
-    "reward", "loss", "accuracy", "entropy", "log_prob", "created_at",
-)  # fmt: skip
+    "search_id",
+    "epoch",
+    "phase",
+    "index",
+    "tokens",
+    "genotype",
+    "hash",
+    "reward",
+    "loss",
+    "accuracy",
+    "entropy",
+    "log_prob",
+    "created_at",
+)
 
 
 def finite(value: Any) -> float | None:
@@ -213,8 +224,21 @@ _SQLITE_INSERT = f'INSERT INTO "{_TABLE}" ({_QUOTED}) VALUES ({", ".join("?" * l
 _PG_COPY = f'COPY "{_TABLE}" ({_QUOTED}) FROM STDIN (FORMAT BINARY)'
 # How psycopg sends ARCH_COLUMNS in the binary COPY. The two JSON columns go as "text": a ``json``
 # value's binary form is its text, which we already have (psycopg's "json" would serialise again).
-_PG_TYPES = ["int8", "int4", "text", "int4", "text", "text", "text",
-             "float8", "float8", "float8", "float8", "float8", "timestamptz"]  # fmt: skip
+_PG_TYPES = [
+    "int8",
+    "int4",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "timestamptz",
+]
 
 
 def retrain_status(status: str, *, allowed: Sequence[str]) -> None:

@@ -22,10 +22,17 @@ from service.cli.client import EnasClient
 
 pytestmark = pytest.mark.e2e
 
-SEARCH = {"space": "micro", "dataset": "digits", "epochs": 4, "seed": 0, "name": "browser-test",
-          "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
-          "child": {"num_nodes": 3, "steps_per_epoch": 20},
-          "derive": {"num_samples": 4, "top_k": 2}, "retrain": {"epochs": 2}}  # fmt: skip
+SEARCH = {
+    "space": "micro",
+    "dataset": "digits",
+    "epochs": 4,
+    "seed": 0,
+    "name": "browser-test",
+    "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
+    "child": {"num_nodes": 3, "steps_per_epoch": 20},
+    "derive": {"num_samples": 4, "top_k": 2},
+    "retrain": {"epochs": 2},
+}
 
 READ_STATE = """
 const progress = document.getElementById("progress");

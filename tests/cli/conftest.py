@@ -31,10 +31,26 @@ class TinySearch:
 
 
 # tests/e2e/test_stack.py's TINY spec, given as flags and --set overrides
-TINY_SETS = ("controller.steps_per_epoch=3", "controller.archs_per_step=4", "derive.num_samples=4",
-             "derive.top_k=2", "retrain.epochs=1")  # fmt: skip
-TINY_ARGS = ("--space", "micro", "--dataset", "digits", "--epochs", "2", "--seed", "0", "--name", "tiny",
-             *(arg for item in TINY_SETS for arg in ("--set", item)))  # fmt: skip
+TINY_SETS = (
+    "controller.steps_per_epoch=3",
+    "controller.archs_per_step=4",
+    "derive.num_samples=4",
+    "derive.top_k=2",
+    "retrain.epochs=1",
+)
+TINY_ARGS = (
+    "--space",
+    "micro",
+    "--dataset",
+    "digits",
+    "--epochs",
+    "2",
+    "--seed",
+    "0",
+    "--name",
+    "tiny",
+    *(arg for item in TINY_SETS for arg in ("--set", item)),
+)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,23 @@ def test_help_documents_the_exit_codes() -> None:
     text = _squashed(result.stdout)
     assert "Exit codes: 0 ok; 1 failure" in text and "2 usage or bad input" in text
     assert "ENAS_SERVER" in text and "--install-completion" in text
-    for command in ("submit", "list", "status", "watch", "cancel", "resume", "best", "export", "retrain",
-                    "retrains", "spaces", "serve", "worker", "up", "db"):  # fmt: skip
+    for command in (
+        "submit",
+        "list",
+        "status",
+        "watch",
+        "cancel",
+        "resume",
+        "best",
+        "export",
+        "retrain",
+        "retrains",
+        "spaces",
+        "serve",
+        "worker",
+        "up",
+        "db",
+    ):
         assert f" {command} " in text, command
 
 
@@ -78,8 +93,12 @@ def test_shell_completion_script_and_completions() -> None:
     assert (
         "_ENASCTL_COMPLETE" in script.stdout and "complete " in script.stdout and "enasctl" in script.stdout
     )
-    env = {**_base_env(), "_ENASCTL_COMPLETE": "complete_bash", "COMP_WORDS": "enasctl export 1 --format ",
-           "COMP_CWORD": "4"}  # fmt: skip
+    env = {
+        **_base_env(),
+        "_ENASCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "enasctl export 1 --format ",
+        "COMP_CWORD": "4",
+    }
     completions = enasctl(env=env)
     assert completions.returncode == 0 and completions.stdout.split() == ["json", "pytorch", "onnx"]
 
@@ -89,8 +108,14 @@ def test_build_spec_merges_file_flags_and_sets(tmp_path: Path) -> None:
     spec_file.write_text(json.dumps({"space": "micro", "epochs": 5, "child": {"channels": 8}}))
     sets = ["child.channels=16", "retrain.enabled=false", "name=my run", "resources.device=cpu"]
     spec = build_spec(spec_file, {"epochs": 2, "seed": None}, sets)
-    assert spec == {"space": "micro", "epochs": 2, "child": {"channels": 16}, "retrain": {"enabled": False},
-                    "name": "my run", "resources": {"device": "cpu"}}  # fmt: skip
+    assert spec == {
+        "space": "micro",
+        "epochs": 2,
+        "child": {"channels": 16},
+        "retrain": {"enabled": False},
+        "name": "my run",
+        "resources": {"device": "cpu"},
+    }
     for bad in ("nokey", "=3", "child..x=1", "child.=1"):
         with pytest.raises(ValueError, match="bad --set"):
             apply_override({}, bad)
@@ -101,8 +126,17 @@ def test_build_spec_merges_file_flags_and_sets(tmp_path: Path) -> None:
 
 
 def test_parse_sse_skips_comments_and_types_events() -> None:
-    lines = ["event: status", 'data: {"status": "running", "seq": 1}', "", ": heartbeat", "",
-             "event: finished", "id: 2", 'data: {"type": "finished", "status": "succeeded"}', ""]  # fmt: skip
+    lines = [
+        "event: status",
+        'data: {"status": "running", "seq": 1}',
+        "",
+        ": heartbeat",
+        "",
+        "event: finished",
+        "id: 2",
+        'data: {"type": "finished", "status": "succeeded"}',
+        "",
+    ]
     events = list(parse_sse(lines))
     assert events == [
         {"status": "running", "seq": 1, "type": "status"},
@@ -134,8 +168,13 @@ def test_client_best_falls_back_to_the_best_reward() -> None:
         "/searches/4": httpx.Response(200, json=queued),
     }
     with _client_with(routes) as client:
-        assert client.best(3) == {"search_id": 3, "source": "best_reward", "rank": None, "score": 0.5,
-                                  "architecture": architecture}  # fmt: skip
+        assert client.best(3) == {
+            "search_id": 3,
+            "source": "best_reward",
+            "rank": None,
+            "score": 0.5,
+            "architecture": architecture,
+        }
         with pytest.raises(EnasClientError) as info:
             client.best(4)
         assert info.value.status == 404 and info.value.is_client_error
@@ -145,9 +184,11 @@ def test_client_best_falls_back_to_the_best_reward() -> None:
 
 
 def test_client_events_reads_the_stream_to_finished() -> None:
-    body = ('event: status\nid: 1\ndata: {"type": "status", "status": "running", "seq": 1}\n\n: heartbeat\n\n'
-            'event: finished\nid: 2\ndata: {"type": "finished", "status": "succeeded", "seq": 2}\n\n'
-            'event: epoch\ndata: {"type": "epoch"}\n\n')  # fmt: skip
+    body = (
+        'event: status\nid: 1\ndata: {"type": "status", "status": "running", "seq": 1}\n\n: heartbeat\n\n'
+        'event: finished\nid: 2\ndata: {"type": "finished", "status": "succeeded", "seq": 2}\n\n'
+        'event: epoch\ndata: {"type": "epoch"}\n\n'
+    )
     stream = httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
     with _client_with({"/searches/5/events": stream}) as client:
         assert [e["type"] for e in client.events(5)] == ["status", "finished"]  # stops at finished

@@ -90,8 +90,14 @@ def test_export_pytorch_runs_without_this_package(stack: CliStack, tiny: TinySea
     assert "wrote" in result.stdout
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{tmp_path}{os.pathsep}{TORCH_SITE}"}
     # -S: no site module, so nothing of this project's install (.pth files) is on the path
-    clean = subprocess.run([sys.executable, "-S", "-s", "-c", CLEAN_IMPORT], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    clean = subprocess.run(
+        [sys.executable, "-S", "-s", "-c", CLEAN_IMPORT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "loss" in clean.stdout and "logits (2, 10)" in clean.stdout
 

@@ -19,9 +19,11 @@ from tests.core.conftest import PUBLISHED_MICRO, space_cases
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 # every registered space at its defaults and at its demo size, plus bigger and smaller variants
-SPACES = [(name, {}) for name in list_spaces()] + space_cases() + [
-    ("micro", {"num_nodes": 7}), ("macro", {"num_layers": 24}), ("rnn", {"num_nodes": 4, "num_funcs": 2})
-]  # fmt: skip
+SPACES = (
+    [(name, {}) for name in list_spaces()]
+    + space_cases()
+    + [("micro", {"num_nodes": 7}), ("macro", {"num_layers": 24}), ("rnn", {"num_nodes": 4, "num_funcs": 2})]
+)
 CHAR_EM = 0.62
 
 

@@ -37,11 +37,14 @@ TORCH_SITE = str(Path(torch.__file__).resolve().parents[1])
 # tiny shapes per space: (space params, dataset, retrain overrides); a space not listed runs at its
 # demo preset's shapes
 CASES: dict[str, tuple[dict[str, int], str, dict[str, Any]]] = {
-    "micro": ({"num_nodes": 5}, "digits",
-              {"num_layers": 3, "channels": 8, "keep_prob": 0.8, "drop_path_keep": 0.6, "aux_weight": 0.4}),
+    "micro": (
+        {"num_nodes": 5},
+        "digits",
+        {"num_layers": 3, "channels": 8, "keep_prob": 0.8, "drop_path_keep": 0.6, "aux_weight": 0.4},
+    ),
     "macro": ({"num_layers": 6}, "digits", {"channels": 8, "keep_prob": 0.8}),
     "rnn": ({"num_nodes": 6}, "synthetic-ptb", {"hidden_size": 16}),
-}  # fmt: skip
+}
 
 
 def _case(space: str) -> tuple[dict[str, int], str, dict[str, Any]]:
@@ -120,8 +123,11 @@ def test_dataset_shapes_match_the_loaders() -> None:
     digits = {"in_channels": data.in_channels, "image_size": data.image_size, "num_classes": data.num_classes}
     assert DATASET_SHAPES["digits"] == digits
     defaults = inspect.signature(synthetic_cifar).parameters  # generating it takes seconds
-    cifar = {"in_channels": 3, "image_size": defaults["image_size"].default,
-             "num_classes": defaults["num_classes"].default}  # fmt: skip
+    cifar = {
+        "in_channels": 3,
+        "image_size": defaults["image_size"].default,
+        "num_classes": defaults["num_classes"].default,
+    }
     assert DATASET_SHAPES["synthetic-cifar"] == cifar
     assert DATASET_SHAPES["synthetic-ptb"]["vocab_size"] == load_dataset("synthetic-ptb", seed=0).vocab_size
 

@@ -57,8 +57,15 @@ def write_cifar(folder: Path, seed: int = 0) -> None:
     for name, n in names:
         labels = [int(v) for v in rng.integers(0, 10, size=n)]
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        _write_pickle({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                       b"filenames": [f"{i}.png".encode() for i in range(n)]}, folder / name)  # fmt: skip
+        _write_pickle(
+            {
+                b"batch_label": name.encode(),
+                b"labels": labels,
+                b"data": data,
+                b"filenames": [f"{i}.png".encode() for i in range(n)],
+            },
+            folder / name,
+        )
     _write_pickle(
         {b"label_names": [b"c%d" % i for i in range(10)], b"num_vis": 3072}, folder / "batches.meta"
     )

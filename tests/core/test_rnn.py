@@ -117,9 +117,17 @@ def test_child_from_shared_gives_identical_outputs(seed: int) -> None:
 
 def _lm_config(**overrides) -> LMConfig:
     base = dict(
-        num_nodes=4, hidden_size=48, bptt=12, batch_size=24, lr_max=20.0, reward_batch=12,
-        dropout_input=0.0, dropout_hidden=0.0, dropout_output=0.0, init_range=0.1,
-    )  # fmt: skip
+        num_nodes=4,
+        hidden_size=48,
+        bptt=12,
+        batch_size=24,
+        lr_max=20.0,
+        reward_batch=12,
+        dropout_input=0.0,
+        dropout_hidden=0.0,
+        dropout_output=0.0,
+        init_range=0.1,
+    )
     return LMConfig(**{**base, **overrides})
 
 

@@ -23,22 +23,57 @@ from enas_core.search import derive, run_search_epoch
 from enas_core.spaces import get_space
 
 SPEC_CHILD = {
-    "num_layers": 6, "channels": 20, "num_nodes": 5, "batch_size": 160, "steps_per_epoch": None,
-    "lr_max": 0.05, "lr_min": 0.0005, "sgdr_t0": 10, "sgdr_tmul": 2, "momentum": 0.9, "nesterov": True,
-    "l2": 0.0001, "grad_clip": 5.0, "keep_prob": 0.9, "aux_weight": 0.4, "cutout": 0,
-    "reward_batch": 160, "bn_mode": "train",
-}  # fmt: skip
+    "num_layers": 6,
+    "channels": 20,
+    "num_nodes": 5,
+    "batch_size": 160,
+    "steps_per_epoch": None,
+    "lr_max": 0.05,
+    "lr_min": 0.0005,
+    "sgdr_t0": 10,
+    "sgdr_tmul": 2,
+    "momentum": 0.9,
+    "nesterov": True,
+    "l2": 0.0001,
+    "grad_clip": 5.0,
+    "keep_prob": 0.9,
+    "aux_weight": 0.4,
+    "cutout": 0,
+    "reward_batch": 160,
+    "bn_mode": "train",
+}
 SPEC_CONTROLLER = {
-    "hidden": 64, "lr": 0.0035, "adam_beta1": 0.0, "adam_eps": 0.001, "tanh_constant": 1.1,
-    "op_tanh_reduce": 2.5, "temperature": None, "op_bias": True, "entropy_weight": 0.0001,
-    "baseline_decay": 0.99, "steps_per_epoch": 30, "archs_per_step": 10, "skip_target": 0.4,
+    "hidden": 64,
+    "lr": 0.0035,
+    "adam_beta1": 0.0,
+    "adam_eps": 0.001,
+    "tanh_constant": 1.1,
+    "op_tanh_reduce": 2.5,
+    "temperature": None,
+    "op_bias": True,
+    "entropy_weight": 0.0001,
+    "baseline_decay": 0.99,
+    "steps_per_epoch": 30,
+    "archs_per_step": 10,
+    "skip_target": 0.4,
     "skip_weight": 0.8,
-}  # fmt: skip
+}
 SPEC_RETRAIN = {
-    "enabled": True, "top_k": 1, "epochs": 630, "batch_size": 144, "num_layers": 15, "channels": 36,
-    "steps_per_epoch": None, "lr_max": 0.05, "lr_min": 0.0001, "l2": 0.0002, "keep_prob": 0.8,
-    "drop_path_keep": 0.6, "aux_weight": 0.4, "cutout": 0,
-}  # fmt: skip
+    "enabled": True,
+    "top_k": 1,
+    "epochs": 630,
+    "batch_size": 144,
+    "num_layers": 15,
+    "channels": 36,
+    "steps_per_epoch": None,
+    "lr_max": 0.05,
+    "lr_min": 0.0001,
+    "l2": 0.0002,
+    "keep_prob": 0.8,
+    "drop_path_keep": 0.6,
+    "aux_weight": 0.4,
+    "cutout": 0,
+}
 
 
 def test_configs_cover_the_spec_sections_and_ignore_unknown_keys() -> None:
@@ -76,7 +111,7 @@ def _tiny(seed: int, digits: ImageDataset, **child: Any) -> tuple[SharedTrainer,
             "aux_weight": 0.4,
             "cutout": 2,
             **child,
-        }  # fmt: skip
+        }
     )
     shared = make_shared_trainer(space, cfg, digits, seed)
     assert isinstance(shared, SharedTrainer)
@@ -211,9 +246,13 @@ def test_epoch_result_builds_the_rows_and_metrics_of_chunks_and_steps() -> None:
     result = epoch_result(4, trained, parts, steps, shared_seconds=1.0, duration=3.0)
     rows = [a.row() for a in result.architectures]
     assert [(r["phase"], r["index"], r["step"]) for r in rows] == [
-        ("train", 0, None), ("train", 1, None), ("train", 2, None),
-        ("sample", 0, 0), ("sample", 1, 0), ("sample", 2, 1),
-    ]  # fmt: skip
+        ("train", 0, None),
+        ("train", 1, None),
+        ("train", 2, None),
+        ("sample", 0, 0),
+        ("sample", 1, 0),
+        ("sample", 2, 1),
+    ]
     assert rows[2]["loss"] == 4.0 and rows[3]["reward"] == 0.25 and rows[5]["entropy"] == 2.0
     m = result.metrics
     assert set(m) <= set(METRICS) and result.epoch == 4

@@ -33,8 +33,17 @@ SPACES = space_cases({"micro": {"num_nodes": 2}, "macro": {"num_layers": 3}}, ta
 
 def _shared(name: str, params: dict[str, int], digits: ImageDataset, **child: Any) -> SharedTrainer:
     space = get_space(name, **params)
-    cfg = ChildConfig(**{"num_layers": 3, "channels": 8, "batch_size": 16, "reward_batch": 16,
-                         "aux_weight": 0.0, "cutout": 2, **child})  # fmt: skip
+    cfg = ChildConfig(
+        **{
+            "num_layers": 3,
+            "channels": 8,
+            "batch_size": 16,
+            "reward_batch": 16,
+            "aux_weight": 0.0,
+            "cutout": 2,
+            **child,
+        }
+    )
     trainer = make_shared_trainer(space, cfg, digits, seed=0)
     assert isinstance(trainer, SharedTrainer)
     return trainer

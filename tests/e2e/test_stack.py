@@ -14,9 +14,15 @@ from service.cli.client import EnasClient
 
 pytestmark = pytest.mark.e2e
 
-TINY = {"space": "micro", "dataset": "digits", "epochs": 2, "seed": 0,
-        "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
-        "derive": {"num_samples": 4, "top_k": 2}, "retrain": {"epochs": 1}}
+TINY = {
+    "space": "micro",
+    "dataset": "digits",
+    "epochs": 2,
+    "seed": 0,
+    "controller": {"steps_per_epoch": 3, "archs_per_step": 4},
+    "derive": {"num_samples": 4, "top_k": 2},
+    "retrain": {"epochs": 1},
+}
 
 PG_ADMIN = os.environ.get("ENAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("ENAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -35,8 +35,9 @@ Spawn = Callable[..., Proc]
 def _enasctl(server: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENAS_")}
     command = [sys.executable, "-m", "service.cli", *args, "--server", server]
-    return subprocess.run(command, cwd=ROOT, env={**env, **FAST_SETTINGS}, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    return subprocess.run(
+        command, cwd=ROOT, env={**env, **FAST_SETTINGS}, capture_output=True, text=True, timeout=60
+    )
 
 
 def _search(http: httpx.Client, search_id: int) -> dict[str, Any]:

@@ -103,8 +103,12 @@ def test_two_workers_never_run_one_search_at_once(
     wait_for(lambda: store.get_search(search_id=search.id).epoch == 0, 120, "epoch 0", procs=(running,))
     os.kill(running.pid, signal.SIGSTOP)  # a long pause: its lease expires, the other takes over
     try:
-        wait_for(lambda: store.get_search(search_id=search.id).fencing_token == 2, 60, "the take-over",
-                 procs=(other,))  # fmt: skip
+        wait_for(
+            lambda: store.get_search(search_id=search.id).fencing_token == 2,
+            60,
+            "the take-over",
+            procs=(other,),
+        )
     finally:
         os.kill(running.pid, signal.SIGCONT)  # it wakes up believing it still runs the search
     stale_stopped = lambda: "lease lost" in running.log() or "fenced out" in running.log()  # noqa: E731

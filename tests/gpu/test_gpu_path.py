@@ -73,8 +73,9 @@ def test_image_shared_steps_run_without_host_sync(
     channels_last: bool,
     images: Any,
 ) -> None:
-    cfg = ChildConfig(**child, batch_size=32, reward_batch=32, cutout=8, precision=precision,
-                      channels_last=channels_last)  # fmt: skip
+    cfg = ChildConfig(
+        **child, batch_size=32, reward_batch=32, cutout=8, precision=precision, channels_last=channels_last
+    )
     trainer = make_shared_trainer(get_space(name, **params), cfg, images, seed=0, device="cuda")
     assert isinstance(trainer, SharedTrainer)
     assert trainer.data.train_x.is_cuda and trainer.optimizer.defaults["fused"] is True

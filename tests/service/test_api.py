@@ -36,8 +36,16 @@ def submit(api: Api, **spec: Any) -> httpx.Response:
 def arch(index: int, reward: float | None) -> dict[str, Any]:
     tokens = [0, 1, 0, 1] * 10
     genotype = {"version": 1, "space": "micro", "params": {"num_nodes": 5, "num_ops": 5}, "tokens": tokens}
-    return {"phase": "sample", "index": index, "tokens": tokens, "hash": f"{index:016x}",
-            "genotype": genotype, "reward": reward, "entropy": 1.0, "log_prob": -2.0}  # fmt: skip
+    return {
+        "phase": "sample",
+        "index": index,
+        "tokens": tokens,
+        "hash": f"{index:016x}",
+        "genotype": genotype,
+        "reward": reward,
+        "entropy": 1.0,
+        "log_prob": -2.0,
+    }
 
 
 def test_health_and_ready(api: Api) -> None:
@@ -52,7 +60,12 @@ def test_submit_and_read(api: Api) -> None:
     assert response.status_code == 201
     body = response.json()
     assert (body["status"], body["owner"], body["name"], body["epoch"], body["total_epochs"]) == (
-        "queued", "anonymous", "first", None, 2)  # fmt: skip
+        "queued",
+        "anonymous",
+        "first",
+        None,
+        2,
+    )
     assert body["spec"]["preset"] == "demo-micro" and body["spec"]["child"]["channels"] == 4
     assert (
         body["links"]["self"] == f"/searches/{body['id']}"
@@ -78,13 +91,15 @@ def test_list_with_cursor_and_filter(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
-    [({"child": {"foo": 1}}, "child.foo", "unknown key child.foo"),
-     ({"space": "rnn", "dataset": "digits"}, "dataset", "needs one of ptb"),
-     ({"epochs": 0}, "epochs", "greater than or equal to 1"),
-     ({"bogus": 1}, "bogus", "unknown field bogus"),
-     ({"controller": {"lr": "fast"}}, "controller.lr", "must be a number"),
-     ({"preset": "paper-ptb"}, "preset", "not micro")],
-)  # fmt: skip
+    [
+        ({"child": {"foo": 1}}, "child.foo", "unknown key child.foo"),
+        ({"space": "rnn", "dataset": "digits"}, "dataset", "needs one of ptb"),
+        ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ({"bogus": 1}, "bogus", "unknown field bogus"),
+        ({"controller": {"lr": "fast"}}, "controller.lr", "must be a number"),
+        ({"preset": "paper-ptb"}, "preset", "not micro"),
+    ],
+)
 def test_invalid_specs_name_the_field(api: Api, spec: dict[str, Any], field: str, words: str) -> None:
     response = submit(api, **spec)
     assert response.status_code == 422
@@ -122,8 +137,12 @@ def test_unknown_ids_and_routes(api: Api) -> None:
 def test_progress_results_and_architectures(api: Api) -> None:
     sid = submit(api).json()["id"]
     api.store.mark_running(search_id=sid, worker_id="w")
-    api.store.record_epoch(search_id=sid, epoch=0, metrics={"reward_mean": 0.4, "entropy": 2.5},
-                           architectures=[arch(i, r) for i, r in enumerate([0.3, None, 0.8])])  # fmt: skip
+    api.store.record_epoch(
+        search_id=sid,
+        epoch=0,
+        metrics={"reward_mean": 0.4, "entropy": 2.5},
+        architectures=[arch(i, r) for i, r in enumerate([0.3, None, 0.8])],
+    )
     search = api.http.get(f"/searches/{sid}").json()
     assert (search["status"], search["epoch"], search["progress"], search["best_reward"]) == (
         "running",

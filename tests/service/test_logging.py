@@ -82,8 +82,10 @@ def test_text_format_and_bad_format() -> None:
         root.handlers[:], root.level = saved[0], saved[1]
 
 
-@pytest.mark.parametrize(("path", "expected"), [("/searches/12/events", 12), ("/ui/searches/3", 3),
-                                                ("/searches", None), ("/architectures/4", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/searches/12/events", 12), ("/ui/searches/3", 3), ("/searches", None), ("/architectures/4", None)],
+)
 def test_middleware_binds_the_search_of_the_path(path: str, expected: int | None) -> None:
     seen: list[int | None] = []
 

@@ -81,10 +81,17 @@ def test_metrics_exposition(server: Any) -> None:
     store.mark_running(search_id=running)
     for epoch, duration in enumerate((2.0, 4.0)):
         rows = [arch(i, "sample", 0.1 * (i + epoch)) for i in range(3)] + [arch(0, "train", None)]
-        metrics_row = {"reward_mean": 0.2 + epoch, "reward_max": 0.5, "entropy": 7.5, "baseline": 0.1,
-                       "archs_per_s": 12.0, "duration_s": duration}  # fmt: skip
-        store.record_epoch(search_id=running, epoch=epoch, metrics=metrics_row, architectures=rows,
-                           duration_s=duration)  # fmt: skip
+        metrics_row = {
+            "reward_mean": 0.2 + epoch,
+            "reward_max": 0.5,
+            "entropy": 7.5,
+            "baseline": 0.1,
+            "archs_per_s": 12.0,
+            "duration_s": duration,
+        }
+        store.record_epoch(
+            search_id=running, epoch=epoch, metrics=metrics_row, architectures=rows, duration_s=duration
+        )
     store.mark_running(search_id=done)
     store.finish_search(search_id=done, status="succeeded")
     store.request_cancel(search_id=cancelled)
@@ -131,8 +138,13 @@ def test_render_escapes_labels_and_help() -> None:
 
 
 def test_redis_down_only_drops_the_queue_depth() -> None:
-    state = SimpleNamespace(queue=None, redis=None, queue_lock=threading.Lock(), queue_prefix="x",
-                            settings=Settings(redis_url="redis://127.0.0.1:1/0"))  # fmt: skip
+    state = SimpleNamespace(
+        queue=None,
+        redis=None,
+        queue_lock=threading.Lock(),
+        queue_prefix="x",
+        settings=Settings(redis_url="redis://127.0.0.1:1/0"),
+    )
     families = {f.name: f for f in queue_families(state)}
     assert families["enas_redis_up"].samples == [("", {}, 0.0)]
     assert families["enas_queue_depth"].samples == []

@@ -149,8 +149,14 @@ def test_stream_of_a_queued_search_starts_from_the_database(api: Api) -> None:
         messages = sse_messages(response)
         first = next(messages)
         assert first["event"] == "status" and "id" not in first
-        assert first["data"] == {"type": "status", "search_id": sid, "status": "queued", "epoch": None,
-                                 "total": 3, "progress": 0.0}  # fmt: skip
+        assert first["data"] == {
+            "type": "status",
+            "search_id": sid,
+            "status": "queued",
+            "epoch": None,
+            "total": 3,
+            "progress": 0.0,
+        }
         publish_later(api.queue, sid, [{"type": "status", "status": "running", "worker": "w"}])
         assert next(messages)["data"]["status"] == "running"
 
@@ -208,8 +214,10 @@ def test_idle_streams_hold_neither_the_event_loop_nor_the_thread_pool(api: Api) 
     followers = 48  # more than the 40 threads Starlette gives sync routes
     limits = httpx.Limits(max_connections=followers + 4)
     with httpx.Client(base_url=api.server.url, timeout=10, limits=limits) as http, ExitStack() as stack:
-        streams = [sse_messages(stack.enter_context(http.stream("GET", f"/searches/{sid}/events")))
-                   for _ in range(followers)]  # fmt: skip
+        streams = [
+            sse_messages(stack.enter_context(http.stream("GET", f"/searches/{sid}/events")))
+            for _ in range(followers)
+        ]
         for stream in streams:  # (a dropped generator would close its connection)
             next(stream)
         assert sse_threads(sid) == followers

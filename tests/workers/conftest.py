@@ -40,7 +40,11 @@ def ray_session() -> Iterator[None]:
 
     if not ray.is_initialized():
         ray.init(
-            num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=100 * 1024 * 1024,
+            log_to_driver=False,
         )
     yield
     ray.shutdown()

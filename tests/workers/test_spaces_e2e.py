@@ -89,10 +89,21 @@ def test_demo_rnn_reads_ptb_from_the_workers_data_dir(
 ) -> None:
     assert settings.data_dir is not None
     prepared = subprocess.run(
-        [sys.executable, "scripts/prepare_data.py", "--only", "ptb", "--data-dir", str(settings.data_dir),
-         "--source", str(_ptb_source(tmp_path))],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/prepare_data.py",
+            "--only",
+            "ptb",
+            "--data-dir",
+            str(settings.data_dir),
+            "--source",
+            str(_ptb_source(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert prepared.returncode == 0, prepared.stderr
     assert (settings.data_dir / "ptb" / "ptb.train.txt").is_file()
 

@@ -64,8 +64,10 @@ def test_events_become_scalars(
     followed.events.publish(
         search.id, {"type": "derived", "items": [{"rank": 1, "architecture_id": 5, "score": 0.7}]}
     )
-    arch = store.record_derived(search_id=search.id, items=[
-        {"tokens": [0, 1, 0, 1] * 10, "hash": "a" * 16, "genotype": None, "score": 0.7}])[0]  # fmt: skip
+    arch = store.record_derived(
+        search_id=search.id,
+        items=[{"tokens": [0, 1, 0, 1] * 10, "hash": "a" * 16, "genotype": None, "score": 0.7}],
+    )[0]
     run = store.create_retrain(search_id=search.id, architecture_id=arch.architecture_id)
     curve = [{"epoch": 0, "valid_accuracy": 0.5, "train_loss": 1.5}, {"epoch": 1, "valid_accuracy": 0.6}]
     store.finish_retrain(retrain_id=run.id, status="succeeded", test_score=0.61, metrics={"curve": curve})

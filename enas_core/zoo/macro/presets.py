@@ -14,16 +14,36 @@ from typing import Any
 from enas_core.zoo.preset_parts import SHARED_NOTES, cnn_controller, cnn_sgd, resources
 
 PAPER_MACRO: dict[str, Any] = {
-    "space": "macro", "dataset": "cifar10", "data_dir": None, "epochs": 310, "seed": 0,
-    "controller": cnn_controller(lr=0.001, tanh_constant=1.5, op_tanh_reduce=1.0, op_bias=False,
-                                  steps_per_epoch=50, archs_per_step=20),
-    "child": {"num_layers": 12, "channels": 36, "batch_size": 128,
-              **cnn_sgd(lr_min=0.0005, l2=0.00025, keep_prob=0.9),
-              "aux_weight": 0.0, "cutout": 0, "reward_batch": 128, "bn_mode": "train"},
+    "space": "macro",
+    "dataset": "cifar10",
+    "data_dir": None,
+    "epochs": 310,
+    "seed": 0,
+    "controller": cnn_controller(
+        lr=0.001, tanh_constant=1.5, op_tanh_reduce=1.0, op_bias=False, steps_per_epoch=50, archs_per_step=20
+    ),
+    "child": {
+        "num_layers": 12,
+        "channels": 36,
+        "batch_size": 128,
+        **cnn_sgd(lr_min=0.0005, l2=0.00025, keep_prob=0.9),
+        "aux_weight": 0.0,
+        "cutout": 0,
+        "reward_batch": 128,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 100, "top_k": 5},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 310, "batch_size": 100,
-                "channels": 96, **cnn_sgd(lr_min=0.001, l2=0.0002, keep_prob=0.5),
-                "drop_path_keep": 1.0, "aux_weight": 0.0, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 310,
+        "batch_size": 100,
+        "channels": 96,
+        **cnn_sgd(lr_min=0.001, l2=0.0002, keep_prob=0.5),
+        "drop_path_keep": 1.0,
+        "aux_weight": 0.0,
+        "cutout": 0,
+    },
     "resources": resources(1.0),
     "notes": [
         "Search: 12 layers, 36 channels kept constant, batch 128, 310 epochs, SGDR T0=10 Tmul=2 from "
@@ -53,20 +73,40 @@ PAPER_MACRO: dict[str, Any] = {
         "(ReLU-1x1-BN, ReLU-kxk-BN; skips concatenated, ReLU-1x1-BN).",
         *SHARED_NOTES,
     ],
-}  # fmt: skip
+}
 
 
 DEMO_MACRO: dict[str, Any] = {
-    "space": "macro", "dataset": "digits", "data_dir": None, "epochs": 8, "seed": 0,
-    "controller": cnn_controller(lr=0.001, tanh_constant=1.5, op_tanh_reduce=1.0, op_bias=False,
-                                  steps_per_epoch=10, archs_per_step=10),
-    "child": {"num_layers": 4, "channels": 8, "batch_size": 64,
-              **cnn_sgd(lr_min=0.0005, l2=0.00025, keep_prob=0.9),
-              "aux_weight": 0.0, "cutout": 0, "reward_batch": 64, "bn_mode": "train"},
+    "space": "macro",
+    "dataset": "digits",
+    "data_dir": None,
+    "epochs": 8,
+    "seed": 0,
+    "controller": cnn_controller(
+        lr=0.001, tanh_constant=1.5, op_tanh_reduce=1.0, op_bias=False, steps_per_epoch=10, archs_per_step=10
+    ),
+    "child": {
+        "num_layers": 4,
+        "channels": 8,
+        "batch_size": 64,
+        **cnn_sgd(lr_min=0.0005, l2=0.00025, keep_prob=0.9),
+        "aux_weight": 0.0,
+        "cutout": 0,
+        "reward_batch": 64,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 20, "top_k": 3},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 10, "batch_size": 64,
-                "channels": 12, **cnn_sgd(lr_min=0.001, l2=0.0002, keep_prob=0.8),
-                "drop_path_keep": 1.0, "aux_weight": 0.0, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 10,
+        "batch_size": 64,
+        "channels": 12,
+        **cnn_sgd(lr_min=0.001, l2=0.0002, keep_prob=0.8),
+        "drop_path_keep": 1.0,
+        "aux_weight": 0.0,
+        "cutout": 0,
+    },
     "resources": resources(0.0),
     "notes": [
         "A small macro search on scikit-learn's 8x8 digits for a 2-core CPU (4 layers, 8 channels; "
@@ -74,6 +114,6 @@ DEMO_MACRO: dict[str, Any] = {
         "numbers otherwise (logits 1.5*tanh(z), skip KL penalty 0.8 towards 0.4).",
         *SHARED_NOTES[:3],
     ],
-}  # fmt: skip
+}
 
 PRESETS: dict[str, dict[str, Any]] = {"paper-cifar10-macro": PAPER_MACRO, "demo-macro": DEMO_MACRO}

@@ -14,15 +14,36 @@ from typing import Any
 from enas_core.zoo.preset_parts import SHARED_NOTES, cnn_controller, cnn_sgd, resources
 
 PAPER_MICRO: dict[str, Any] = {
-    "space": "micro", "dataset": "cifar10", "data_dir": None, "epochs": 150, "seed": 0,
+    "space": "micro",
+    "dataset": "cifar10",
+    "data_dir": None,
+    "epochs": 150,
+    "seed": 0,
     "controller": cnn_controller(),
-    "child": {"num_layers": 6, "channels": 20, "num_nodes": 5, "batch_size": 160,
-              **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9),
-              "aux_weight": 0.4, "cutout": 0, "reward_batch": 160, "bn_mode": "train"},
+    "child": {
+        "num_layers": 6,
+        "channels": 20,
+        "num_nodes": 5,
+        "batch_size": 160,
+        **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9),
+        "aux_weight": 0.4,
+        "cutout": 0,
+        "reward_batch": 160,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 100, "top_k": 5},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 630, "batch_size": 144, "num_layers": 15,
-                "channels": 36, **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
-                "drop_path_keep": 0.6, "aux_weight": 0.4, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 630,
+        "batch_size": 144,
+        "num_layers": 15,
+        "channels": 36,
+        **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
+        "drop_path_keep": 0.6,
+        "aux_weight": 0.4,
+        "cutout": 0,
+    },
     "resources": resources(1.0),
     "notes": [
         "Search: 6 layers (N N R N N R N N cells), 20 channels, 5 nodes, batch 160, 150 epochs, SGDR "
@@ -50,19 +71,41 @@ PAPER_MICRO: dict[str, Any] = {
         "sampled path (same function, less memory).",
         *SHARED_NOTES,
     ],
-}  # fmt: skip
+}
 
 
 DEMO_MICRO: dict[str, Any] = {
-    "space": "micro", "dataset": "digits", "data_dir": None, "epochs": 8, "seed": 0,
+    "space": "micro",
+    "dataset": "digits",
+    "data_dir": None,
+    "epochs": 8,
+    "seed": 0,
     "controller": cnn_controller(op_bias=False, steps_per_epoch=10, archs_per_step=10),
-    "child": {"num_layers": 3, "channels": 16, "num_nodes": 2, "batch_size": 64,
-              **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9, lr_max=0.1), "steps_per_epoch": 150,
-              "aux_weight": 0.0, "cutout": 0, "reward_batch": 64, "bn_mode": "train"},
+    "child": {
+        "num_layers": 3,
+        "channels": 16,
+        "num_nodes": 2,
+        "batch_size": 64,
+        **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9, lr_max=0.1),
+        "steps_per_epoch": 150,
+        "aux_weight": 0.0,
+        "cutout": 0,
+        "reward_batch": 64,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 20, "top_k": 3},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 10, "batch_size": 64, "num_layers": 3,
-                "channels": 16, **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
-                "drop_path_keep": 0.6, "aux_weight": 0.0, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 10,
+        "batch_size": 64,
+        "num_layers": 3,
+        "channels": 16,
+        **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
+        "drop_path_keep": 0.6,
+        "aux_weight": 0.0,
+        "cutout": 0,
+    },
     "resources": resources(0.0),
     "notes": [
         "A small micro search on scikit-learn's 8x8 digits for a 2-core CPU: the paper's recipe "
@@ -82,6 +125,6 @@ DEMO_MICRO: dict[str, Any] = {
         "96-98%): the demo shows the mechanics, not a search result.",
         *SHARED_NOTES[:3],
     ],
-}  # fmt: skip
+}
 
 PRESETS: dict[str, dict[str, Any]] = {"paper-cifar10-micro": PAPER_MICRO, "demo-micro": DEMO_MICRO}

@@ -16,25 +16,64 @@ from enas_core.zoo.preset_parts import resources
 
 def rnn_controller(**overrides: Any) -> dict[str, Any]:
     base = {
-        "hidden": 100, "init_range": 0.1, "lr": 0.00035, "adam_beta1": 0.0, "adam_beta2": 0.999,
-        "adam_eps": 0.001, "tanh_constant": 2.5, "temperature": 5.0, "entropy_weight": 0.0001,
-        "baseline_decay": 0.99, "steps_per_epoch": 2000, "archs_per_step": 1,
-    }  # fmt: skip
+        "hidden": 100,
+        "init_range": 0.1,
+        "lr": 0.00035,
+        "adam_beta1": 0.0,
+        "adam_beta2": 0.999,
+        "adam_eps": 0.001,
+        "tanh_constant": 2.5,
+        "temperature": 5.0,
+        "entropy_weight": 0.0001,
+        "baseline_decay": 0.99,
+        "steps_per_epoch": 2000,
+        "archs_per_step": 1,
+    }
     return {**base, **overrides}
 
 
 PAPER_PTB: dict[str, Any] = {
-    "space": "rnn", "dataset": "ptb", "data_dir": None, "epochs": 150, "seed": 0,
+    "space": "rnn",
+    "dataset": "ptb",
+    "data_dir": None,
+    "epochs": 150,
+    "seed": 0,
     "controller": rnn_controller(),
-    "child": {"num_nodes": 12, "hidden_size": 720, "bptt": 35, "batch_size": 64,
-              "steps_per_epoch": None, "lr_max": 20.0, "lr_decay": 0.96, "lr_decay_start": 15,
-              "grad_clip": 0.25, "l2": 1e-7, "dropout_input": 0.75, "dropout_hidden": 0.25,
-              "dropout_output": 0.75, "reward_c": 80.0, "reward_batch": 64},
+    "child": {
+        "num_nodes": 12,
+        "hidden_size": 720,
+        "bptt": 35,
+        "batch_size": 64,
+        "steps_per_epoch": None,
+        "lr_max": 20.0,
+        "lr_decay": 0.96,
+        "lr_decay_start": 15,
+        "grad_clip": 0.25,
+        "l2": 1e-7,
+        "dropout_input": 0.75,
+        "dropout_hidden": 0.25,
+        "dropout_output": 0.75,
+        "reward_c": 80.0,
+        "reward_batch": 64,
+    },
     "derive": {"num_samples": 100, "top_k": 5},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 2000, "batch_size": 64, "hidden_size": 748,
-                "bptt": 35, "steps_per_epoch": None, "lr_max": 20.0, "lr_decay": 0.9991,
-                "lr_decay_start": 14, "grad_clip": 0.25, "l2": 5e-7, "dropout_input": 0.75,
-                "dropout_hidden": 0.25, "dropout_output": 0.76},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 2000,
+        "batch_size": 64,
+        "hidden_size": 748,
+        "bptt": 35,
+        "steps_per_epoch": None,
+        "lr_max": 20.0,
+        "lr_decay": 0.9991,
+        "lr_decay_start": 14,
+        "grad_clip": 0.25,
+        "l2": 5e-7,
+        "dropout_input": 0.75,
+        "dropout_hidden": 0.25,
+        "dropout_output": 0.76,
+    },
     "resources": resources(1.0),
     "notes": [
         "Follows the paper's numbers where the authors' PTB code (which its README marks as wrong) "
@@ -55,21 +94,51 @@ PAPER_PTB: dict[str, Any] = {
         "Perplexities on the repository's ptb-mini copy are not comparable with published PTB figures.",
         "L2: applied as lambda * sum(w^2) over the parameters on the sampled path.",
     ],
-}  # fmt: skip
+}
 
 
 DEMO_RNN: dict[str, Any] = {
-    "space": "rnn", "dataset": "synthetic-ptb", "data_dir": None, "epochs": 4, "seed": 0,
+    "space": "rnn",
+    "dataset": "synthetic-ptb",
+    "data_dir": None,
+    "epochs": 4,
+    "seed": 0,
     "controller": rnn_controller(hidden=64, lr=0.001, steps_per_epoch=10, archs_per_step=10),
-    "child": {"num_nodes": 4, "hidden_size": 32, "bptt": 10, "batch_size": 32,
-              "steps_per_epoch": 50, "lr_max": 20.0, "lr_decay": 0.96, "lr_decay_start": 2,
-              "grad_clip": 0.25, "l2": 1e-7, "dropout_input": 0.2, "dropout_hidden": 0.2,
-              "dropout_output": 0.2, "reward_c": 80.0, "reward_batch": 32},
+    "child": {
+        "num_nodes": 4,
+        "hidden_size": 32,
+        "bptt": 10,
+        "batch_size": 32,
+        "steps_per_epoch": 50,
+        "lr_max": 20.0,
+        "lr_decay": 0.96,
+        "lr_decay_start": 2,
+        "grad_clip": 0.25,
+        "l2": 1e-7,
+        "dropout_input": 0.2,
+        "dropout_hidden": 0.2,
+        "dropout_output": 0.2,
+        "reward_c": 80.0,
+        "reward_batch": 32,
+    },
     "derive": {"num_samples": 10, "top_k": 2},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 3, "batch_size": 32, "hidden_size": 32,
-                "bptt": 10, "steps_per_epoch": None, "lr_max": 20.0, "lr_decay": 0.96,
-                "lr_decay_start": 2, "grad_clip": 0.25, "l2": 1e-7, "dropout_input": 0.2,
-                "dropout_hidden": 0.2, "dropout_output": 0.2},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 3,
+        "batch_size": 32,
+        "hidden_size": 32,
+        "bptt": 10,
+        "steps_per_epoch": None,
+        "lr_max": 20.0,
+        "lr_decay": 0.96,
+        "lr_decay_start": 2,
+        "grad_clip": 0.25,
+        "l2": 1e-7,
+        "dropout_input": 0.2,
+        "dropout_hidden": 0.2,
+        "dropout_output": 0.2,
+    },
     "resources": resources(0.0),
     "notes": [
         "A small recurrent-cell search (4 nodes, hidden 32, BPTT 10) for a 2-core CPU.",
@@ -80,6 +149,6 @@ DEMO_RNN: dict[str, Any] = {
         "Controller Adam lr 1e-3 (the paper's 3.5e-4 barely moves in 40 steps), 64-unit LSTM, "
         "10 updates x 10 architectures per epoch; logits 2.5*tanh(z/5) as in the paper.",
     ],
-}  # fmt: skip
+}
 
 PRESETS: dict[str, dict[str, Any]] = {"paper-ptb": PAPER_PTB, "demo-rnn": DEMO_RNN}

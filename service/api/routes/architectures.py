@@ -104,6 +104,10 @@ def _export_parts(store: Store, record: ArchitectureRecord) -> tuple[Any, dict[s
         network = codegen.network_config(genotype, spec)
     except ValueError as e:  # GenotypeError and ExportError are ValueErrors
         raise Conflict(f"architecture {record.id} cannot be exported: {e}") from e
-    source = {"search_id": record.search_id, "architecture_id": record.id, "hash": genotype.hash(),
-              "dataset": spec.get("dataset")}  # fmt: skip
+    source = {
+        "search_id": record.search_id,
+        "architecture_id": record.id,
+        "hash": genotype.hash(),
+        "dataset": spec.get("dataset"),
+    }
     return genotype, network, source

@@ -60,8 +60,14 @@ def state_event(record: SearchRecord) -> dict[str, Any]:
     """An event describing the search as the database has it (no ``seq``: not from the worker)."""
     if record.is_terminal:
         return {"type": FINISHED, "search_id": record.id, "status": record.status, "error": record.error}
-    return {"type": "status", "search_id": record.id, "status": record.status, "epoch": record.epoch,
-            "total": record.total_epochs, "progress": record.progress}  # fmt: skip
+    return {
+        "type": "status",
+        "search_id": record.id,
+        "status": record.status,
+        "epoch": record.epoch,
+        "total": record.total_epochs,
+        "progress": record.progress,
+    }
 
 
 def _first_event(store: Store, last: dict[str, Any] | None, search_id: int) -> dict[str, Any]:

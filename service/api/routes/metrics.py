@@ -106,8 +106,11 @@ def _database_families(session: Session) -> list[Family]:
     for status in SEARCH_STATUSES:
         searches.add(counts.get(status, 0), {"status": status})
 
-    sampled = Family("enas_architectures_sampled_total", "counter",
-                     "Architectures recorded, by phase (rate() gives architectures per second).")  # fmt: skip
+    sampled = Family(
+        "enas_architectures_sampled_total",
+        "counter",
+        "Architectures recorded, by phase (rate() gives architectures per second).",
+    )
     rows = dict(session.execute(select(Architecture.phase, func.count()).group_by(Architecture.phase)).all())
     for phase in ("train", "sample", "derive"):
         sampled.add(rows.get(phase, 0), {"phase": phase})
@@ -152,8 +155,11 @@ def _running_families(session: Session) -> list[Family]:
         for search_id, stored in session.execute(select(Epoch.search_id, Epoch.metrics).where(wanted)):
             epochs[search_id] = cast(EpochMetrics, dict(stored or {}))
     for search in running:
-        labels = {"search_id": str(search.id), "space": str(search.spec.get("space", "")),
-                  "dataset": str(search.spec.get("dataset", ""))}  # fmt: skip
+        labels = {
+            "search_id": str(search.id),
+            "space": str(search.spec.get("space", "")),
+            "dataset": str(search.spec.get("dataset", "")),
+        }
         metrics = epochs.get(search.id, EpochMetrics())
         families["enas_search_progress"].add(search.progress, labels)
         families["enas_search_epoch"].add(search.epoch, labels)

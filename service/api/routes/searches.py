@@ -49,8 +49,11 @@ def list_searches(
 ) -> dict[str, Any]:
     """Searches, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor)
-    return {"items": [search_public(r) for r in records], "next_cursor": next_cursor,
-            "counts": store.counts_by_status()}  # fmt: skip
+    return {
+        "items": [search_public(r) for r in records],
+        "next_cursor": next_cursor,
+        "counts": store.counts_by_status(),
+    }
 
 
 @router.get("/{search_id}", response_model=SearchPublic)
