@@ -129,7 +129,7 @@ class Controller(nn.Module):
         generator: seeds the U(-init_range, init_range) initialisation (None: global RNG).
 
     `Controller(space, ...)` returns an instance of the space's subclass. A subclass sets
-    `choice_param` (the space parameter that counts the op/activation choices), implements
+    `choice_param` (the space attribute that counts the op/activation choices), implements
     `_rollout` and may override `_space_parameters` / `reset_parameters`.
     """
 
@@ -148,7 +148,7 @@ class Controller(nn.Module):
         super().__init__()
         self.space, self.config = space, config or ControllerConfig()
         h = self.config.hidden
-        num_ops = space.params[self.choice_param]
+        num_ops = int(getattr(space, self.choice_param))
         self.lstm = nn.LSTMCell(h, h, bias=False)
         self.g_emb = nn.Parameter(torch.empty(1, h))
         self.w_emb = nn.Embedding(num_ops, h)
