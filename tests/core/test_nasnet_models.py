@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from enas_core import codegen, controller_trainer
 from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
-from enas_core.zoo import image_ops
 from enas_core.image_trainer import SharedTrainer
 from enas_core.retrain import retrain_image
 from enas_core.search import derive, run_search_epoch
+from enas_core.zoo import image_ops
 from enas_core.zoo.nasnet import child, shared
 from enas_core.zoo.nasnet.controller import NasnetController
 from enas_core.zoo.nasnet.presets import PRESETS
