@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from enas_core.zoo.preset_parts import cnn_controller, cnn_sgd, resources
+from enas_core.zoo.preset_parts import SHARED_NOTES, cnn_controller, cnn_sgd, resources
 
 
 def _controller(**overrides: Any) -> dict[str, Any]:
@@ -46,6 +46,7 @@ DEMO_NASNET: dict[str, Any] = {
         "separately trained children with PPO: the space is NASNet's, the search is ENAS's.",
         "op_bias off: the controller's op logits start without a prior over the 13 ops.",
         "No aux head: after two reductions an 8x8 image is 2x2, too small for it.",
+        *SHARED_NOTES[:3],
     ],
 }  # fmt: skip
 
@@ -82,6 +83,7 @@ PAPER_NASNET: dict[str, Any] = {
         "parameters without the aux head; the paper reports 3.3M for NASNet-A (6 @ 768). The "
         "head sees 5 x 32 x 4 = 640 channels here, not 768: this space concatenates the unused "
         "states (DARTS's reading of the cell), TF-slim's normal cell also concatenates h_{i-1}.",
+        *SHARED_NOTES,
     ],
 }  # fmt: skip
 
