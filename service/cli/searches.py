@@ -194,15 +194,17 @@ def spaces(
 ) -> None:
     """The search spaces at their default sizes: decisions and sizes (computed here, no server).
 
-    --json prints each space's full description: params, every decision, and the sizes, exact
-    integers, each labelled (literal count, paper formula).
+    --json prints each space's full description: params, every decision, the sizes, exact
+    integers, each labelled (literal count, paper formula), and its known genotypes (name -> tokens).
     """
-    from enas_core.spaces import GenotypeError, get_space, list_spaces
+    from enas_core.spaces import GenotypeError, describe_all, get_plugin
 
     try:
-        described = {name: get_space(name).describe() for name in ([space] if space else list_spaces())}
+        if space:
+            get_plugin(space)
     except GenotypeError as e:
         raise usage(str(e)) from e
+    described = {name: d for name, d in describe_all().items() if not space or name == space}
     if as_json:
         print_json(described)
         return
