@@ -40,6 +40,7 @@ from enas_core.zoo.nasnet.space import (
     Block,
     NasnetSpace,
     loose_ends,
+    network_config,
     split_cells,
 )
 
@@ -132,17 +133,13 @@ class SharedNasnetNet(NasnetStack):
 
 
 # --- builders (duck-typed configs: ChildConfig / RetrainConfig; data: ImageDataset) ------------
-def _config(space: NasnetSpace, cfg: Any, data: Any, drop_path_keep: float | None = None) -> NasnetNetConfig:
-    """The network shape from a ChildConfig / RetrainConfig-like `cfg` and the data's input shape."""
+def _config(space: NasnetSpace, cfg: Any, data: Any, drop_path_keep: float = 1.0) -> NasnetNetConfig:
+    """The network shape (the space's `network_config`) from a ChildConfig / RetrainConfig-like
+    `cfg` and the data's input shape."""
+    section = {key: getattr(cfg, key) for key in ("num_layers", "channels", "keep_prob", "aux_weight")}
     shape = {key: getattr(data, key) for key in ("in_channels", "num_classes", "image_size")}
     return NasnetNetConfig(
-        num_layers=cfg.num_layers,
-        channels=cfg.channels,
-        num_blocks=space.num_blocks,
-        keep_prob=cfg.keep_prob,
-        aux_head=cfg.aux_weight > 0,
-        drop_path_keep=drop_path_keep,
-        **shape,
+        **network_config(space.params, {**section, "drop_path_keep": drop_path_keep}, shape)
     )
 
 
@@ -153,5 +150,4 @@ def build_shared(space: NasnetSpace, cfg: Any, data: Any) -> SharedNasnetNet:
 
 def build_final(space: NasnetSpace, tokens: Sequence[int], cfg: Any, data: Any) -> NasnetNet:
     """The final-layout child of `tokens` from a RetrainConfig-like `cfg`."""
-    keep = cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None
-    return NasnetNet(space.structured(tokens), _config(space, cfg, data, keep))
+    return NasnetNet(space.structured(tokens), _config(space, cfg, data, cfg.drop_path_keep))
