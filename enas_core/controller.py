@@ -3,7 +3,7 @@
 Parameters (E's names): a 1-layer LSTM without bias (`lstm`), `g_emb` (1, H), `w_emb`
 (num_ops, H), `w_soft` (H -> num_ops), then a space's own parameters (`b_soft` (num_ops) for
 micro), attention `attn_w1`, `attn_w2` (H -> H) and `attn_v` (H -> 1). Counts: micro 41,733 and
-macro 41,856 at H = 64; rnn 101,000 at H = 100.
+macro 41,856 and nasnet 43,021 at H = 64; rnn 101,000 at H = 100.
 
 `Controller(space, config, generator)` builds the space's subclass (its plugin's `controller`,
 in `enas_core.zoo.<name>.controller`), which implements `_rollout` (the order of decisions and

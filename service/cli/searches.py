@@ -78,7 +78,7 @@ def build_spec(spec_file: Path | None, flags: Mapping[str, Any], overrides: Sequ
     for item in overrides:
         apply_override(spec, item)
     if "space" not in spec and "preset" not in spec:
-        raise ValueError("give a spec file, --space (micro, macro or rnn) or --preset")
+        raise ValueError("give a spec file, --space (see `enasctl spaces`) or --preset")
     return spec
 
 
@@ -91,7 +91,7 @@ SetOpt = Annotated[list[str] | None, Opt("--set", help="section.key=value (a YAM
 @app.command()
 def submit(
     spec_file: SpecFileArg = None,
-    space: Annotated[str | None, Opt(help="Search space: micro, macro or rnn.")] = None,
+    space: Annotated[str | None, Opt(help="Search space: micro, macro, rnn, nasnet.")] = None,
     dataset: DatasetOpt = None,
     preset: Annotated[str | None, Opt(help="Preset to start from (default demo-<space>).")] = None,
     epochs: Annotated[int | None, Opt(help="Search epochs.")] = None,
