@@ -4,12 +4,10 @@ shared model (path-only), the core's trainers and search loop driving them, the 
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 from enas_core import codegen, controller_trainer
 from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
+from enas_core.genotype import Genotype
 from enas_core.image_trainer import SharedTrainer
 from enas_core.retrain import retrain_image
 from enas_core.search import derive, run_search_epoch
@@ -25,7 +24,7 @@ from enas_core.zoo import image_ops
 from enas_core.zoo.nasnet import child, shared
 from enas_core.zoo.nasnet.controller import NasnetController
 from enas_core.zoo.nasnet.presets import PRESETS
-from enas_core.zoo.nasnet.space import KNOWN, NASNET_OPS, NasnetSpace, network_config
+from enas_core.zoo.nasnet.space import KNOWN, NASNET_OPS, NasnetSpace
 from tests.core.test_nasnet import _controller
 
 NASNET_DIR = Path(child.__file__).parent
@@ -144,14 +143,6 @@ def test_a_short_search_end_to_end_with_the_core_loop(digits) -> None:
 
 
 # --- the standalone model.py ------------------------------------------------------------------
-def _model_text(genotype: dict[str, Any], network: dict[str, Any]) -> str:
-    parts = [inspect.getsource(image_ops), (NASNET_DIR / "child.py").read_text(encoding="utf-8")]
-    bodies = [text.partition(codegen.BODY_MARKER)[2] for text in parts]
-    head = "from __future__ import annotations\n\n" + "\n".join(codegen._imports(parts))
-    tail = f"\n\nGENOTYPE = {genotype!r}\nNETWORK = {network!r}\n"
-    return head + "\n\n" + "\n\n".join(bodies) + tail
-
-
 _RUN_ALONE = """
 import importlib.abc, math, sys
 class NoProject(importlib.abc.MetaPathFinder):
@@ -170,17 +161,12 @@ assert math.isfinite(model.train_step(net, model.NETWORK, inputs))
 
 
 def test_exported_module_runs_with_torch_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    space = NasnetSpace()
-    tokens = KNOWN["nasnet-a"]
-    genotype = {
-        "space": "nasnet",
-        "params": space.params,
-        "tokens": tokens,
-        "structured": space.structured(tokens),
-    }
-    retrain = {**PRESETS["demo-nasnet"]["retrain"], "channels": 8}
-    network = network_config(space.params, retrain, codegen.DATASET_SHAPES["digits"])
-    text = _model_text(genotype, network)
+    """NASNet-A through the real export path (codegen.pytorch_source, as `enasctl export`)."""
+    g = Genotype.of(NasnetSpace(), KNOWN["nasnet-a"])
+    spec = {**PRESETS["demo-nasnet"], "retrain": {**PRESETS["demo-nasnet"]["retrain"], "channels": 8}}
+    network = codegen.network_config(g, spec)
+    genotype = g.to_dict()
+    text = codegen.pytorch_source(g, network)
     assert "enas_core" not in text
     (tmp_path / "model.py").write_text(text, encoding="utf-8")
     subprocess.run([sys.executable, "-c", _RUN_ALONE, str(tmp_path)], check=True)
