@@ -3,7 +3,7 @@
 Parameters (E's names): a 1-layer LSTM without bias (`lstm`), `g_emb` (1, H), `w_emb`
 (num_ops, H), `w_soft` (H -> num_ops), then a space's own parameters (`b_soft` (num_ops) for
 micro), attention `attn_w1`, `attn_w2` (H -> H) and `attn_v` (H -> 1). Counts: micro 41,733 and
-macro 41,856 at H = 64; rnn 101,000 at H = 100.
+macro 41,856 and nasnet 43,021 at H = 64; rnn 101,000 at H = 100.
 
 `Controller(space, config, generator)` builds the space's subclass (its plugin's `controller`,
 in `enas_core.zoo.<name>.controller`), which implements `_rollout` (the order of decisions and
@@ -129,7 +129,7 @@ class Controller(nn.Module):
         generator: seeds the U(-init_range, init_range) initialisation (None: global RNG).
 
     `Controller(space, ...)` returns an instance of the space's subclass. A subclass sets
-    `choice_param` (the space parameter that counts the op/activation choices), implements
+    `choice_param` (the space attribute that counts the op/activation choices), implements
     `_rollout` and may override `_space_parameters` / `reset_parameters`.
     """
 
@@ -148,7 +148,7 @@ class Controller(nn.Module):
         super().__init__()
         self.space, self.config = space, config or ControllerConfig()
         h = self.config.hidden
-        num_ops = space.params[self.choice_param]
+        num_ops = int(getattr(space, self.choice_param))
         self.lstm = nn.LSTMCell(h, h, bias=False)
         self.g_emb = nn.Parameter(torch.empty(1, h))
         self.w_emb = nn.Embedding(num_ops, h)

@@ -49,6 +49,8 @@ def print_spaces(console: Console, described: Mapping[str, Mapping[str, Any]]) -
             f"{s['label']}: {s['formula']} = {s['value']} ({s['approx']})" for s in d.get("sizes", [])
         )
         params = ", ".join(f"{k}={v}" for k, v in (d.get("params") or {}).items())
+        if d.get("known"):
+            params += f"\nknown: {', '.join(d['known'])}"
         table.add_row(name, params, str(d.get("num_tokens")), sizes or str(d.get("size")))
     console.print(table)
 

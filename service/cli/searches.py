@@ -78,7 +78,7 @@ def build_spec(spec_file: Path | None, flags: Mapping[str, Any], overrides: Sequ
     for item in overrides:
         apply_override(spec, item)
     if "space" not in spec and "preset" not in spec:
-        raise ValueError("give a spec file, --space (micro, macro or rnn) or --preset")
+        raise ValueError("give a spec file, --space (see `enasctl spaces`) or --preset")
     return spec
 
 
@@ -91,7 +91,7 @@ SetOpt = Annotated[list[str] | None, Opt("--set", help="section.key=value (a YAM
 @app.command()
 def submit(
     spec_file: SpecFileArg = None,
-    space: Annotated[str | None, Opt(help="Search space: micro, macro or rnn.")] = None,
+    space: Annotated[str | None, Opt(help="Search space: micro, macro, rnn, nasnet.")] = None,
     dataset: DatasetOpt = None,
     preset: Annotated[str | None, Opt(help="Preset to start from (default demo-<space>).")] = None,
     epochs: Annotated[int | None, Opt(help="Search epochs.")] = None,
@@ -201,15 +201,17 @@ def spaces(
 ) -> None:
     """The search spaces at their default sizes: decisions and sizes (computed here, no server).
 
-    --json prints each space's full description: params, every decision, and the sizes, exact
-    integers, each labelled (literal count, paper formula).
+    --json prints each space's full description: params, every decision, the sizes, exact
+    integers, each labelled (literal count, paper formula), and its known genotypes (name -> tokens).
     """
-    from enas_core.spaces import GenotypeError, get_space, list_spaces
+    from enas_core.spaces import GenotypeError, describe_all, get_plugin
 
     try:
-        described = {name: get_space(name).describe() for name in ([space] if space else list_spaces())}
+        if space:
+            get_plugin(space)
     except GenotypeError as e:
         raise usage(str(e)) from e
+    described = {name: d for name, d in describe_all().items() if not space or name == space}
     if as_json:
         print_json(described)
         return

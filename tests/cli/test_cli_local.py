@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from enas_core.spaces import get_space, list_spaces
+from enas_core.zoo.nasnet.space import KNOWN
 from service.cli.client import EnasClient, EnasClientError, parse_sse
 from service.cli.searches import apply_override, build_spec
 from tests.cli.conftest import UNREACHABLE, _base_env, enasctl
@@ -72,7 +74,8 @@ def test_spaces_json_has_decisions_and_exact_sizes() -> None:
     result = enasctl("spaces", "--json")
     assert result.returncode == 0
     spaces = json.loads(result.stdout)
-    assert set(spaces) == {"micro", "macro", "rnn"}
+    assert set(spaces) == set(list_spaces()) >= {"micro", "macro", "rnn", "nasnet"}
+    assert spaces["nasnet"]["known"]["nasnet-a"] == list(get_space("nasnet").tokens(KNOWN["nasnet-a"]))
     assert spaces["macro"]["size"] == 160618186625454535808756219904  # 6^12 * 2^66, exact
     micro = {s["value"]: s["label"] for s in spaces["micro"]["sizes"]}
     assert micro[129600000000].startswith("paper formula")  # 1.296e11

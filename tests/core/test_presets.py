@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from enas_core.spaces import get_plugin
 from service.presets import PRESETS
 from service.spec import SearchSpec, resolve_spec
 from workers.config import SearchPlan, build_plan
@@ -169,6 +170,7 @@ def test_paper_presets_carry_the_spec_tables(name: str) -> None:
 def test_every_preset_key_reaches_the_core(name: str) -> None:
     spec = resolve_spec(SearchSpec(preset=name))
     plan = build_plan(spec, data_root=Path("/data"))
+    space_keys = get_plugin(spec["space"]).spec_params
     for key, value in _flat(spec):
         if key in SERVICE_ONLY:
             continue
@@ -178,10 +180,11 @@ def test_every_preset_key_reaches_the_core(name: str) -> None:
         section, field = key.split(".")
         targets = _configs(plan, section)
         holders = [t for t in targets if field in {f.name for f in fields(t)}]
-        assert holders, f"{name}: {key} reaches no core config and is not listed as service-only"
+        in_space = section == "child" and field in space_keys  # reaches the space's params
+        assert holders or in_space, f"{name}: {key} reaches no core config and is not listed as service-only"
         assert all(getattr(h, field) == value for h in holders), (key, value)
-    space_key = "num_layers" if spec["space"] == "macro" else "num_nodes"
-    assert plan.space().params[space_key] == spec["child"][space_key]
+    for space_key in space_keys:
+        assert plan.space().params[space_key] == spec["child"][space_key]
 
 
 def _flat(spec: dict[str, Any]) -> list[tuple[str, Any]]:

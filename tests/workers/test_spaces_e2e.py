@@ -1,8 +1,9 @@
-"""The demo presets of the macro and rnn spaces run end to end through the service's worker:
-real SQLite store, embedded Redis, local Ray (the session fixtures of conftest.py), only the
-epoch count shrunk. demo-rnn runs on its default synthetic corpus and, once
-scripts/prepare_data.py has put Penn Treebank text into ``settings.data_dir``, on ``dataset: ptb``
-with no data_dir in the spec (the worker resolves ``<settings.data_dir>/ptb``)."""
+"""The demo preset of every registered space (`list_spaces()`, shrunk to one short epoch), and
+those of macro and rnn at their own sizes, run end to end through the service's worker: real
+SQLite store, embedded Redis, local Ray (the session fixtures of conftest.py). demo-rnn runs on
+its default synthetic corpus and, once scripts/prepare_data.py has put Penn Treebank text into
+``settings.data_dir``, on ``dataset: ptb`` with no data_dir in the spec (the worker resolves
+``<settings.data_dir>/ptb``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from enas_core.spaces import get_plugin, list_spaces
+from service.presets import PRESETS
 from service.queue import Job, Queue
 from service.settings import Settings
 from service.spec import SearchSpec, resolve_spec
@@ -49,6 +52,19 @@ def _assert_complete(
     (retrain,) = store.list_retrains(search_id=search.id)
     assert retrain.status == "succeeded" and retrain.params and retrain.params > 0
     assert retrain.test_score is not None and math.isfinite(retrain.test_score)
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_every_space_demo_completes(store: Store, queue: Queue, settings: Settings, name: str) -> None:
+    """One short epoch of the space's default preset: sampled, derived and retrained (1 epoch)."""
+    preset = get_plugin(name).default_preset
+    archs = PRESETS[preset]["controller"]["archs_per_step"]
+    search = _run(
+        store, queue, settings, preset=preset, epochs=1,
+        child={"steps_per_epoch": 10}, controller={"steps_per_epoch": 2}, retrain={"epochs": 1},
+    )  # fmt: skip
+    assert search.spec["space"] == name
+    _assert_complete(store, search, epochs=1, samples_per_epoch=2 * archs)
 
 
 def test_demo_macro_completes(store: Store, queue: Queue, settings: Settings) -> None:

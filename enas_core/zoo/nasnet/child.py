@@ -1,0 +1,274 @@
+"""The standalone NASNet child, final layout (copied into model.py; torch only).
+
+Built from the decoded genotype (`NasnetSpace.structured`: per cell the blocks' input states, op
+names and combine method, and the concatenated states), so model.py decodes no tokens.
+
+Ops are built by name from `NASNET_OP_REGISTRY` {name -> constructor(channels, stride)}; each maps C
+channels to C. In a reduction cell the ops that read a cell input have stride 2 (identity becomes a
+factorized reduction), as in NASNet and ENAS's final child.
+
+Network (ENAS micro's final layout): stem 3x3 conv to 3C + BN, num_layers + 2 cells with reductions
+at p and 2p + 1 (p = num_layers // 3) where C doubles. A cell brings its inputs to C channels
+(factorized reduction when h_{i-1} is twice as large, 1x1 ReLU-conv-BN when the channels differ),
+applies a 1x1 ReLU-conv-BN to h_i, runs its blocks (drop path on every non-identity op's output;
+an add block sums the two results, a concat block concatenates them and projects the 2C channels
+back to C with a 1x1 ReLU-conv-BN) and concatenates its unused states (a reduction cell
+factorized-reduces an unused cell input first). Head: ReLU -> global average pool -> dropout ->
+FC (no bias); optional auxiliary head after cell 2p + 2 (training only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from enas_core.zoo.image_ops import (
+    AuxHead,
+    Calibrate,
+    FactorizedReduce,
+    OpFactory,
+    Pool,
+    ReLUConvBN,
+    SepConv,
+    bn,
+    create_op,
+    drop_path,
+    he_init,
+    image_example_input,
+    image_train_step,
+    reduced_size,
+)
+
+# --- model.py body ---
+# ---------------------------------------------------------------------------------------------
+# the NASNet ops and child (final layout)
+
+
+class ConvPair(nn.Module):
+    """ReLU -> 1xk conv (stride 1, s) -> kx1 conv (stride s, 1) -> BN: NASNet's "1xk then kx1"."""
+
+    def __init__(self, channels: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        pad = kernel // 2
+        self.conv1 = nn.Conv2d(channels, channels, (1, kernel), (1, stride), (0, pad), bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, (kernel, 1), (stride, 1), (pad, 0), bias=False)
+        self.bn = bn(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv2(self.conv1(F.relu(x))))  # (B, C, H/stride, W/stride)
+
+
+class DilConv(nn.Module):
+    """ReLU -> 3x3 conv with dilation 2 (padding 2) -> BN: NASNet's "3x3 dilated convolution"."""
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride, 2, dilation=2, bias=False)
+        self.bn = bn(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.conv(F.relu(x)))  # (B, C, H/stride, W/stride)
+
+
+def _identity(channels: int, stride: int) -> nn.Module:
+    return FactorizedReduce(channels, channels) if stride == 2 else nn.Identity()
+
+
+NASNET_OP_REGISTRY: dict[str, OpFactory] = {
+    "identity": _identity,
+    "conv_1x3_3x1": lambda c, s: ConvPair(c, 3, s),
+    "conv_1x7_7x1": lambda c, s: ConvPair(c, 7, s),
+    "dil_conv_3x3": DilConv,
+    "avg_pool_3x3": lambda c, s: Pool("avg", s, 3),
+    "max_pool_3x3": lambda c, s: Pool("max", s, 3),
+    "max_pool_5x5": lambda c, s: Pool("max", s, 5),
+    "max_pool_7x7": lambda c, s: Pool("max", s, 7),
+    "conv_1x1": lambda c, s: ReLUConvBN(c, c, 1, s),
+    "conv_3x3": lambda c, s: ReLUConvBN(c, c, 3, s),
+    "sep_conv_3x3": lambda c, s: SepConv(c, c, 3, s),
+    "sep_conv_5x5": lambda c, s: SepConv(c, c, 5, s),
+    "sep_conv_7x7": lambda c, s: SepConv(c, c, 7, s),
+}
+
+
+def combine(ys: list[Tensor], how: str, project: nn.Module | None) -> Tensor:
+    """A block's two results: their sum ("add"), or their concatenation projected back to C."""
+    if how == "concat":
+        assert project is not None
+        return project(torch.cat(ys, dim=1))  # (B, 2C, H, W) -> (B, C, H, W)
+    return ys[0] + ys[1]
+
+
+@dataclass(frozen=True)
+class NasnetNetConfig:
+    """Shape of the network; `drop_path_keep` is the last cell's keep probability at the end of
+    training (None: no drop path), `keep_prob` the dropout keep probability before the classifier."""
+
+    num_layers: int = 6
+    channels: int = 20
+    num_blocks: int = 5
+    in_channels: int = 3
+    num_classes: int = 10
+    image_size: int = 32
+    keep_prob: float = 1.0
+    aux_head: bool = False
+    drop_path_keep: float | None = None
+
+
+@dataclass(frozen=True)
+class CellSlot:
+    """Where a cell stands: its index, whether it reduces, its channels and how many reductions
+    lie at or before it."""
+
+    layer: int
+    reduction: bool
+    channels: int
+    level: int
+
+
+def cell_slots(config: NasnetNetConfig) -> list[CellSlot]:
+    """num_layers + 2 cells, reductions at p and 2p + 1 (p = num_layers // 3), C doubling at each."""
+    p = config.num_layers // 3
+    slots, c, level = [], config.channels, 0
+    for layer in range(config.num_layers + 2):
+        reduction = layer in (p, 2 * p + 1)
+        c, level = (2 * c, level + 1) if reduction else (c, level)
+        slots.append(CellSlot(layer, reduction, c, level))
+    return slots
+
+
+def cell_keep(layer: int, num_cells: int, keep: float, progress: float) -> float:
+    """Drop-path keep probability of cell `layer`: 1 - (layer + 1) / num_cells * (1 - keep) at the
+    end of training, ramped in linearly with `progress` (the fraction of training done)."""
+    layer_keep = 1.0 - (layer + 1) / num_cells * (1.0 - keep)
+    return 1.0 - min(1.0, progress) * (1.0 - layer_keep)
+
+
+class NasnetStack(nn.Module):
+    """What the final and the shared network share: the stem (3x3 conv to 3C + BN), the cell slots,
+    the aux head after the cell following the second reduction, the head. A subclass appends its
+    cells with `_add` and ends its constructor with `_finish`."""
+
+    def __init__(self, config: NasnetNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c3 = 3 * config.channels
+        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c3, 3, 1, 1, bias=False), bn(c3))
+        self.slots = cell_slots(config)
+        self.aux_after = [s.layer for s in self.slots if s.reduction][1] + 1
+        self.cells = nn.ModuleList()
+        self.aux: AuxHead | None = None
+
+    def _add(self, cell: nn.Module, slot: CellSlot, out_channels: int) -> None:
+        self.cells.append(cell)
+        if self.config.aux_head and slot.layer == self.aux_after:
+            size = reduced_size(self.config.image_size, slot.level)
+            self.aux = AuxHead(out_channels, size, self.config.num_classes)
+
+    def _finish(self, out_channels: int) -> None:
+        self.classifier = nn.Linear(out_channels, self.config.num_classes, bias=False)
+        he_init(self)
+
+    def _aux_logits(self, layer: int, x: Tensor, with_aux: bool) -> Tensor | None:
+        if with_aux and self.aux is not None and self.training and layer == self.aux_after:
+            return self.aux(x)  # (B, num_classes)
+        return None
+
+    def _head(self, x: Tensor) -> Tensor:
+        """ReLU -> global average pool -> dropout -> classifier: (B, num_classes)."""
+        h = F.dropout(F.relu(x).mean(dim=(2, 3)), 1.0 - self.config.keep_prob, self.training)  # (B, C)
+        return self.classifier(h)
+
+
+class NasnetCell(nn.Module):
+    """One final-layout cell of a decoded cell {"blocks": [{"inputs", "ops", "combine"}], "concat"}."""
+
+    def __init__(
+        self, c_pp: int, c_p: int, c: int, reduce_pp: bool, reduction: bool, cell: Mapping[str, Any]
+    ) -> None:
+        super().__init__()
+        self.blocks = [(tuple(b["inputs"]), tuple(b["ops"]), b["combine"]) for b in cell["blocks"]]
+        self.concat = [int(i) for i in cell["concat"]]
+        self.calibrate = Calibrate(c_pp, c_p, c, reduce_pp)
+        self.base = ReLUConvBN(c, c, 1)
+        self.ops = nn.ModuleList(
+            create_op(NASNET_OP_REGISTRY, op, c, 2 if reduction and idx < 2 else 1)
+            for inputs, ops, _ in self.blocks
+            for idx, op in zip(inputs, ops, strict=True)
+        )
+        self.project = nn.ModuleDict(
+            {str(k): ReLUConvBN(2 * c, c, 1) for k, (_, _, how) in enumerate(self.blocks) if how == "concat"}
+        )
+        self.shrink = nn.ModuleDict(
+            {str(i): FactorizedReduce(c, c) for i in self.concat if reduction and i < 2}
+        )
+        self.out_channels = len(self.concat) * c
+
+    def forward(self, s0: Tensor, s1: Tensor, keep_prob: float) -> Tensor:
+        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
+        states = [s0, self.base(s1)]
+        for k, (inputs, ops, how) in enumerate(self.blocks):
+            ys = []
+            for slot, (idx, op) in enumerate(zip(inputs, ops, strict=True)):
+                y = self.ops[2 * k + slot](states[idx])  # (B, C, H', W')
+                ys.append(drop_path(y, keep_prob) if op != "identity" and keep_prob < 1.0 else y)
+            states.append(combine(ys, how, self.project[str(k)] if how == "concat" else None))
+        outs = [self.shrink[str(i)](states[i]) if str(i) in self.shrink else states[i] for i in self.concat]
+        return torch.cat(outs, dim=1)  # (B, len(concat) * C, H', W')
+
+
+class NasnetNet(NasnetStack):
+    """The final network of one decoded NASNet genotype ({"normal": cell, "reduce": cell}).
+    `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
+
+    def __init__(self, structured: Mapping[str, Any], config: NasnetNetConfig) -> None:
+        super().__init__(config)
+        c_pp = c_p = 3 * config.channels
+        level_pp = level_p = 0
+        for slot in self.slots:
+            cell = structured["reduce" if slot.reduction else "normal"]
+            made = NasnetCell(c_pp, c_p, slot.channels, level_pp != level_p, slot.reduction, cell)
+            c_pp, c_p = c_p, made.out_channels
+            level_pp, level_p = level_p, slot.level
+            self._add(made, slot, c_p)
+        self.drop_path_progress = 0.0  # fraction of training done; drop path ramps up with it
+        self._finish(c_p)
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """Fraction of training done (drop path ramps up with it)."""
+        self.drop_path_progress = float(fraction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_aux(x, with_aux=False)[0]
+
+    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
+        keep = self.config.drop_path_keep
+        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        aux = None
+        for slot, cell in zip(self.slots, self.cells, strict=True):
+            p = (
+                1.0
+                if keep is None or not self.training
+                else cell_keep(slot.layer, len(self.slots), keep, self.drop_path_progress)
+            )
+            s0, s1 = s1, cell(s0, s1, p)
+            aux = self._aux_logits(slot.layer, s1, with_aux) if aux is None else aux
+        return self._head(s1), aux
+
+
+def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
+    """The NASNet child of a genotype dict (its "structured" form) with the shape in `network`
+    (keys: NasnetNetConfig's fields)."""
+    names = {f.name for f in fields(NasnetNetConfig)}
+    return NasnetNet(
+        genotype["structured"], NasnetNetConfig(**{k: v for k, v in network.items() if k in names})
+    )
+
+
+example_input = image_example_input
+train_step = image_train_step
