@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 import torch
@@ -59,7 +59,7 @@ def local_path(uri: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path | IO[bytes]) -> nn.Module:
     """Load a state_dict saved with ``torch.save`` (bare, or under a ``"model"`` key) into `model`.
 
     Raises:

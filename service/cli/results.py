@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from service import artifacts
 from service.cli.client import EnasClient, EnasClientError
 from service.cli.common import (
     JsonOpt,
@@ -162,7 +164,7 @@ def _write_text(text: str, output: Path | None) -> None:
 
 
 def _export_onnx(
-    client: EnasClient, search_id: int, architecture_id: int, output: Path, weights: Path | None
+    client: EnasClient, search_id: int, architecture_id: int, output: Path, weights: Path | str | None
 ) -> str:
     """Build the child network here (the API process never loads torch) and write it as ONNX."""
     document = client.export(architecture_id, "json")
@@ -177,9 +179,9 @@ def _export_onnx(
         genotype, network = read_document(document if isinstance(document, dict) else {})
         model = build_child(genotype, network)
         if weights is not None:
-            load_weights(model, weights)
+            load_weights(model, io.BytesIO(artifacts.get_bytes(str(weights))))
         export_onnx(model, network, output)
-    except (ValueError, RuntimeError, OSError) as e:
+    except (ValueError, RuntimeError, OSError) as e:  # artifacts.ArtifactError is a RuntimeError
         raise failure(f"ONNX export failed: {e}") from e
     try:
         check_onnx(output)
@@ -191,13 +193,15 @@ def _export_onnx(
     return f"; {'weights ' + str(weights) if weights else 'fresh weights'}; {checked}"
 
 
-def _trained_weights(client: EnasClient, search_id: int, architecture_id: int) -> Path | None:
-    """The retrained weights of the architecture when a retrain stored them in a file reachable here."""
-    from enas_core.export import local_path
-
+def _trained_weights(client: EnasClient, search_id: int, architecture_id: int) -> str | None:
+    """The URI of the architecture's retrained weights when a retrain stored them where this process
+    can read them (a local or shared path, ``file://``, ``s3://``); None: no such retrain."""
     for run in client.retrains(search_id)["items"]:
-        if run["architecture_id"] == architecture_id and run["status"] == "succeeded":
-            path = local_path(run.get("artifact_uri"))
-            if path is not None:
-                return Path(path)
+        uri = run.get("artifact_uri")
+        if uri and run["architecture_id"] == architecture_id and run["status"] == "succeeded":
+            try:
+                if artifacts.exists(uri):
+                    return str(uri)
+            except artifacts.ArtifactError as e:
+                raise failure(f"cannot read the retrained weights: {e}") from e
     return None

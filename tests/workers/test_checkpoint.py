@@ -68,8 +68,10 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     assert [e for e, _ in list_checkpoints(str(tmp_path), 4)] == [4, 3]
 
 
-def test_fsspec_memory_filesystem() -> None:
-    uri = save_checkpoint("memory://enas-artifacts", 5, 0, b"c", b"s")
-    assert uri == "memory://enas-artifacts/5/ckpt-0.pt"
+def test_file_uri_artifact_dir(tmp_path: Path) -> None:
+    """A ``file://`` URI works like its path (S3 and the shared folder: tests/workers/test_artifacts.py)."""
+    root = tmp_path.as_uri()
+    uri = save_checkpoint(root, 5, 0, b"c", b"s")
+    assert uri == f"{root}/5/ckpt-0.pt" and (tmp_path / "5" / "ckpt-0.pt").is_file()
     assert load_checkpoint(uri, search_id=5).shared == b"s"
-    assert [e for e, _ in list_checkpoints("memory://enas-artifacts", 5)] == [0]
+    assert [e for e, _ in list_checkpoints(root, 5)] == [0]

@@ -16,6 +16,7 @@ from service.queue import Queue
 from service.queue.cancel import CancelFlags
 from service.settings import Settings
 from service.store import Store
+from service.store.records import SearchRecord
 from workers.runner import SearchInterrupted, run_search
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -68,6 +69,23 @@ class StopAfterChecks(CancelFlags):
         return super().requested(search_id)
 
 
+def reference_and_interrupted(
+    store: Store, queue: Queue, settings: Settings, spec: dict[str, Any]
+) -> tuple[SearchRecord, SearchRecord]:
+    """Two searches of ``spec``: one run to the end, one whose worker is stopped after epoch 1's
+    shared phase, before its controller phase (left ``running`` at epoch 0 with its checkpoint)."""
+    reference = store.create_search(spec=spec)
+    assert run_search(reference.id, store=store, queue=queue, settings=settings).status == "succeeded"
+    interrupted = store.create_search(spec=spec)
+    stop = threading.Event()
+    stopping = dataclasses.replace(
+        queue, cancels=StopAfterChecks(queue, store, interrupted.id, stop, after=0)
+    )
+    with pytest.raises(SearchInterrupted):
+        run_search(interrupted.id, store=store, queue=stopping, settings=settings, stop_event=stop)
+    return reference, interrupted
+
+
 class Recording:
     """A queue that keeps the events it publishes (``Recording(queue).queue``)."""
 
@@ -90,16 +108,7 @@ def test_interrupted_and_cancelled_searches_resume_exactly(
 ) -> None:
     settings = settings.model_copy(update={"checkpoint_keep": 1})
     spec = tiny_spec(**RESUME_OVERRIDES)
-    reference = store.create_search(spec=spec)
-    assert run_search(reference.id, store=store, queue=queue, settings=settings).status == "succeeded"
-
-    interrupted = store.create_search(spec=spec)
-    stop = threading.Event()
-    stopping = dataclasses.replace(
-        queue, cancels=StopAfterChecks(queue, store, interrupted.id, stop, after=0)
-    )
-    with pytest.raises(SearchInterrupted):  # after epoch 1's shared phase, before its controller phase
-        run_search(interrupted.id, store=store, queue=stopping, settings=settings, stop_event=stop)
+    reference, interrupted = reference_and_interrupted(store, queue, settings, spec)
     paused = store.get_search(search_id=interrupted.id)
     assert (paused.status, paused.epoch) == ("running", 0)
     assert paused.checkpoint_uri and paused.checkpoint_uri.endswith(f"/{interrupted.id}/ckpt-0.pt")

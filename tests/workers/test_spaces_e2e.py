@@ -60,9 +60,15 @@ def test_every_space_demo_completes(store: Store, queue: Queue, settings: Settin
     preset = get_plugin(name).default_preset
     archs = PRESETS[preset]["controller"]["archs_per_step"]
     search = _run(
-        store, queue, settings, preset=preset, epochs=1,
-        child={"steps_per_epoch": 10}, controller={"steps_per_epoch": 2}, retrain={"epochs": 1},
-    )  # fmt: skip
+        store,
+        queue,
+        settings,
+        preset=preset,
+        epochs=1,
+        child={"steps_per_epoch": 10},
+        controller={"steps_per_epoch": 2},
+        retrain={"epochs": 1},
+    )
     assert search.spec["space"] == name
     _assert_complete(store, search, epochs=1, samples_per_epoch=2 * archs)
 

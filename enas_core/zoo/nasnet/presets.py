@@ -20,15 +20,37 @@ def _controller(**overrides: Any) -> dict[str, Any]:
 
 
 DEMO_NASNET: dict[str, Any] = {
-    "space": "nasnet", "dataset": "digits", "data_dir": None, "epochs": 8, "seed": 0,
+    "space": "nasnet",
+    "dataset": "digits",
+    "data_dir": None,
+    "epochs": 8,
+    "seed": 0,
     "controller": _controller(steps_per_epoch=10),
-    "child": {"num_layers": 3, "channels": 16, "num_blocks": 2, "batch_size": 64,
-              **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9, lr_max=0.1), "steps_per_epoch": 150,
-              "aux_weight": 0.0, "cutout": 0, "reward_batch": 64, "bn_mode": "train"},
+    "child": {
+        "num_layers": 3,
+        "channels": 16,
+        "num_blocks": 2,
+        "batch_size": 64,
+        **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9, lr_max=0.1),
+        "steps_per_epoch": 150,
+        "aux_weight": 0.0,
+        "cutout": 0,
+        "reward_batch": 64,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 20, "top_k": 3},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 8, "batch_size": 64, "num_layers": 3,
-                "channels": 16, **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
-                "drop_path_keep": 0.6, "aux_weight": 0.0, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 8,
+        "batch_size": 64,
+        "num_layers": 3,
+        "channels": 16,
+        **cnn_sgd(lr_min=0.0001, l2=0.0002, keep_prob=0.8),
+        "drop_path_keep": 0.6,
+        "aux_weight": 0.0,
+        "cutout": 0,
+    },
     "resources": resources(0.0),
     "notes": [
         "A small NASNet search on scikit-learn's 8x8 digits for a 2-core CPU, with demo-micro's "
@@ -48,19 +70,42 @@ DEMO_NASNET: dict[str, Any] = {
         "No aux head: after two reductions an 8x8 image is 2x2, too small for it.",
         *SHARED_NOTES[:3],
     ],
-}  # fmt: skip
+}
 
 PAPER_NASNET: dict[str, Any] = {
-    "space": "nasnet", "dataset": "cifar10", "data_dir": None, "epochs": 150, "seed": 0,
+    "space": "nasnet",
+    "dataset": "cifar10",
+    "data_dir": None,
+    "epochs": 150,
+    "seed": 0,
     "controller": _controller(),
-    "child": {"num_layers": 6, "channels": 20, "num_blocks": 5, "batch_size": 160,
-              **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9),
-              "aux_weight": 0.4, "cutout": 0, "reward_batch": 160, "bn_mode": "train"},
+    "child": {
+        "num_layers": 6,
+        "channels": 20,
+        "num_blocks": 5,
+        "batch_size": 160,
+        **cnn_sgd(lr_min=0.0005, l2=0.0001, keep_prob=0.9),
+        "aux_weight": 0.4,
+        "cutout": 0,
+        "reward_batch": 160,
+        "bn_mode": "train",
+    },
     "derive": {"num_samples": 100, "top_k": 5},
-    "retrain": {"enabled": True, "top_k": 1, "epochs": 600, "batch_size": 32, "num_layers": 18,
-                "channels": 32, **cnn_sgd(lr_min=0.0, l2=0.00025, keep_prob=1.0, lr_max=0.025),
-                "sgdr_t0": 600, "sgdr_tmul": 1, "nesterov": False,
-                "drop_path_keep": 0.6, "aux_weight": 0.4, "cutout": 0},
+    "retrain": {
+        "enabled": True,
+        "top_k": 1,
+        "epochs": 600,
+        "batch_size": 32,
+        "num_layers": 18,
+        "channels": 32,
+        **cnn_sgd(lr_min=0.0, l2=0.00025, keep_prob=1.0, lr_max=0.025),
+        "sgdr_t0": 600,
+        "sgdr_tmul": 1,
+        "nesterov": False,
+        "drop_path_keep": 0.6,
+        "aux_weight": 0.4,
+        "cutout": 0,
+    },
     "resources": resources(1.0),
     "notes": [
         "Search: ENAS's CIFAR-10 micro recipe (paper-cifar10-micro: 6 layers, 20 channels, batch "
@@ -85,6 +130,6 @@ PAPER_NASNET: dict[str, Any] = {
         "states (DARTS's reading of the cell), TF-slim's normal cell also concatenates h_{i-1}.",
         *SHARED_NOTES,
     ],
-}  # fmt: skip
+}
 
 PRESETS: dict[str, dict[str, Any]] = {"demo-nasnet": DEMO_NASNET, "paper-cifar10-nasnet": PAPER_NASNET}
