@@ -97,7 +97,8 @@ def _wait(compose: Compose, search_id: int, timeout: float, until_epoch: int | N
     while time.monotonic() < end:
         search = _search(compose, search_id)
         epoch = search.get("epoch")
-        if search["status"] in ENDED or (until_epoch is not None and epoch is not None and epoch >= until_epoch):
+        reached = until_epoch is not None and epoch is not None and epoch >= until_epoch
+        if search["status"] in ENDED or reached:
             return search
         time.sleep(2)
     raise AssertionError(f"search {search_id} stuck: {search}\n{compose.logs()}")
@@ -137,6 +138,6 @@ def test_compose_cluster_runs_a_search_and_survives_a_ray_node_loss() -> None:
         two = _timed_search(compose, epochs=2)
         compose("up", "-d", "--scale", "ray-worker=1", timeout=300)
         one = _timed_search(compose, epochs=2)
-        print(f"compose: 2-epoch demo-micro search, 2 ray-worker nodes {two:.0f}s, 1 node {one:.0f}s", flush=True)
+        print(f"compose: 2-epoch demo-micro search, 2 Ray worker nodes {two:.0f}s, 1 node {one:.0f}s")
     finally:
         compose("down", "-v", "--remove-orphans", timeout=300, check=False)
