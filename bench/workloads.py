@@ -224,15 +224,15 @@ def static_child(work: Workload, tokens: Sequence[int]) -> nn.Module:
     """The search-layout child of ``tokens`` with copies of the shared weights on its path."""
     model = work.model()
     if work.space == "micro":
-        from enas_core.models.micro import MicroChild
+        from enas_core.zoo.micro.shared import SearchMicroChild as MicroChild
 
         child: nn.Module = MicroChild.from_shared(model, tokens)  # type: ignore[arg-type]
     elif work.space == "macro":
-        from enas_core.models.macro import MacroChild
+        from enas_core.zoo.macro.shared import SearchMacroChild as MacroChild
 
         child = MacroChild.from_shared(model, tokens)  # type: ignore[arg-type]
     else:
-        from enas_core.models.rnn import RnnChild
+        from enas_core.zoo.rnn.shared import SearchRnnChild as RnnChild
 
         child = RnnChild.from_shared(model, tokens)  # type: ignore[arg-type]
     return child.to(work.device).train()

@@ -10,7 +10,8 @@
   final-layout children, so their ``state_dict()`` loads into it unchanged.
 
 The API process imports this module (it must never import torch): the model file is assembled
-as text from the templates in `enas_core.export_templates`.
+as text from the space's export modules (its plugin's `export_modules`: `enas_core.zoo.image_ops`
+and `enas_core/zoo/<name>/child.py`, the one definition of the final child).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from enas_core.genotype import Genotype
-from enas_core.spaces import GenotypeError
+from enas_core.spaces import GenotypeError, get_plugin, load
 
 EXPORT_FORMATS = ("json", "pytorch", "onnx")
 
@@ -35,10 +36,8 @@ DATASET_SHAPES: dict[str, dict[str, int]] = {
     "ptb": {"vocab_size": 10000},
     "synthetic-ptb": {"vocab_size": 102},  # 100 words, <eos> and <unk>
 }
-RNN_DEFAULT_INIT_RANGE = 0.05  # enas_core.lm.LMRetrainConfig.init_range
-TEMPLATE_PACKAGE = "enas_core.export_templates"
 BODY_MARKER = "# --- model.py body ---"
-_TEMPLATES = {"micro": ("ops", "micro"), "macro": ("ops", "macro"), "rnn": ("rnn",)}
+"""The line after which an export module's text is copied into model.py (above it: its imports)."""
 
 
 class ExportError(ValueError):
@@ -47,14 +46,11 @@ class ExportError(ValueError):
 
 # --- the network's shape --------------------------------------------------------------------
 def network_config(genotype: Genotype, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The final network's shape for `genotype`, from a resolved search spec.
-
-    Returns:
-        micro: ``{"space"}`` and the fields of ``MicroNetConfig`` (``num_layers``, ``channels``,
-        ``num_nodes``, ``num_ops``, ``in_channels``, ``num_classes``, ``image_size``, ``keep_prob``,
-        ``aux_head``, ``drop_path_keep``); macro: ``{"space", "num_layers", "channels",
-        "num_classes", "in_channels", "image_size", "keep_prob"}``; rnn: ``{"space", "vocab_size",
-        "hidden_size", "num_nodes", "dropout_input", "dropout_hidden", "dropout_output", "init_range"}``.
+    """The final network's shape for `genotype`, from a resolved search spec: ``{"space"}`` and
+    what the space's plugin's `network_config` reads from the spec's ``retrain`` section, the
+    space's params and the dataset's input shape (micro: the fields of ``MicroNetConfig``; macro:
+    ``num_layers``, ``channels``, ``num_classes``, ``in_channels``, ``image_size``, ``keep_prob``;
+    rnn: ``vocab_size``, ``hidden_size``, ``num_nodes``, the three dropouts and ``init_range``).
 
     Raises:
         ExportError: an unknown dataset, or a retrain section without a needed key.
@@ -64,61 +60,11 @@ def network_config(genotype: Genotype, spec: Mapping[str, Any]) -> dict[str, Any
     if shape is None:
         raise ExportError(f"cannot export: unknown dataset {dataset!r} (known: {', '.join(DATASET_SHAPES)})")
     retrain = spec.get("retrain") or {}
-    params = dict(genotype.params)
+    shape_of = load(get_plugin(genotype.space).network_config)
     try:
-        if genotype.space == "micro":
-            return _micro_network(retrain, params, shape)
-        if genotype.space == "macro":
-            return _macro_network(retrain, params, shape)
-        return _rnn_network(retrain, params, shape)
+        return {"space": genotype.space, **shape_of(dict(genotype.params), retrain, shape)}
     except KeyError as e:
         raise ExportError(f"cannot export: the spec lacks retrain.{e.args[0]} or a {dataset} shape") from e
-
-
-def _micro_network(
-    retrain: Mapping[str, Any], params: dict[str, int], shape: dict[str, int]
-) -> dict[str, Any]:
-    drop_path_keep = float(retrain.get("drop_path_keep", 1.0))
-    return {
-        "space": "micro",
-        "num_layers": int(retrain["num_layers"]),
-        "channels": int(retrain["channels"]),
-        "num_nodes": params["num_nodes"],
-        "num_ops": params["num_ops"],
-        "in_channels": shape["in_channels"],
-        "num_classes": shape["num_classes"],
-        "image_size": shape["image_size"],
-        "keep_prob": float(retrain["keep_prob"]),
-        "aux_head": float(retrain.get("aux_weight", 0.0)) > 0,
-        "drop_path_keep": drop_path_keep if drop_path_keep < 1.0 else None,
-    }
-
-
-def _macro_network(
-    retrain: Mapping[str, Any], params: dict[str, int], shape: dict[str, int]
-) -> dict[str, Any]:
-    return {
-        "space": "macro",
-        "num_layers": params["num_layers"],  # the genotype fixes L
-        "channels": int(retrain["channels"]),
-        "num_classes": shape["num_classes"],
-        "in_channels": shape["in_channels"],
-        "image_size": shape["image_size"],
-        "keep_prob": float(retrain["keep_prob"]),
-    }
-
-
-def _rnn_network(retrain: Mapping[str, Any], params: dict[str, int], shape: dict[str, int]) -> dict[str, Any]:
-    return {
-        "space": "rnn",
-        "vocab_size": shape["vocab_size"],
-        "hidden_size": int(retrain["hidden_size"]),
-        "num_nodes": params["num_nodes"],
-        "dropout_input": float(retrain["dropout_input"]),
-        "dropout_hidden": float(retrain["dropout_hidden"]),
-        "dropout_output": float(retrain["dropout_output"]),
-        "init_range": float(retrain.get("init_range", RNN_DEFAULT_INIT_RANGE)),
-    }
 
 
 # --- the JSON export ------------------------------------------------------------------------
@@ -179,7 +125,7 @@ NETWORK: dict[str, Any] = @NETWORK@
 def build_model(weights: str | None = None) -> nn.Module:
     """The network of GENOTYPE with NETWORK's shape: freshly initialised, or with the state_dict
     saved at `weights` (``torch.save(net.state_dict(), path)``; a ``{"model": state_dict}`` works too)."""
-    model = build_model_from(GENOTYPE["tokens"], NETWORK)
+    model = build_model_from(GENOTYPE, NETWORK)
     if weights is not None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state))
@@ -216,9 +162,10 @@ def pytorch_source(
     """
     if network.get("space", genotype.space) != genotype.space:
         raise ExportError(f"network is for the {network.get('space')} space, the genotype {genotype.space}")
-    parts = [_template(name) for name in _TEMPLATES[genotype.space]]
+    modules = get_plugin(genotype.space).export_modules
+    parts = [_module_text(name) for name in modules]
     imports = _imports(parts)
-    bodies = [_body(text, name) for text, name in zip(parts, _TEMPLATES[genotype.space], strict=True)]
+    bodies = [_body(text, name) for text, name in zip(parts, modules, strict=True)]
     where = ", ".join(f"{k} {v}" for k, v in (source or {}).items()) or "a genotype"
     header = _HEADER.format(
         title=f"The {genotype.space} child network of one ENAS architecture.", source=where
@@ -229,19 +176,22 @@ def pytorch_source(
     return header + "\n".join(imports) + "\n\n" + "\n\n".join(bodies) + footer
 
 
-def _template(name: str) -> str:
-    return resources.files(TEMPLATE_PACKAGE).joinpath(f"{name}.py").read_text(encoding="utf-8")
+def _module_text(module: str) -> str:
+    """The source of an export module, read as a package resource (the module is not imported:
+    it needs torch)."""
+    package, _, name = module.rpartition(".")
+    return resources.files(package).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 
-def _body(text: str, name: str) -> str:
+def _body(text: str, module: str) -> str:
     head, marker, body = text.partition(BODY_MARKER)
     if not marker:
-        raise RuntimeError(f"template {name}.py lacks the line {BODY_MARKER!r}")  # a packaging bug
+        raise RuntimeError(f"export module {module} lacks the line {BODY_MARKER!r}")  # a packaging bug
     return body.strip("\n") + "\n"
 
 
 def _imports(parts: list[str]) -> list[str]:
-    """The templates' top-level imports, minus ``__future__`` and their own package, merged and
+    """The export modules' top-level imports, minus ``__future__`` and enas_core, merged and
     ordered as isort does: the standard library, a blank line, then torch."""
     plain: set[str] = set()
     names: dict[str, set[str]] = {}

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-_C = TypeVar("_C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_C = TypeVar("_C", bound="DataclassInstance")
 
 PRECISIONS = ("fp32", "bf16")
 BN_MODES = ("train", "eval")
@@ -23,7 +26,7 @@ BN_MODES = ("train", "eval")
 
 def from_mapping(cls: type[_C], d: Mapping[str, Any]) -> _C:
     """`cls(**d)` keeping only the keys that are fields of the dataclass `cls`."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
 
 

@@ -1,9 +1,13 @@
-"""The ENAS controller: one LSTM policy for the micro, macro and rnn spaces, in E's layout.
+"""The ENAS controller: one LSTM policy, in E's layout; each space adds its rollout.
 
 Parameters (E's names): a 1-layer LSTM without bias (`lstm`), `g_emb` (1, H), `w_emb`
-(num_ops, H), `w_soft` (H -> num_ops), `b_soft` (num_ops, micro only), attention `attn_w1`,
-`attn_w2` (H -> H) and `attn_v` (H -> 1). Counts: micro 41,733 and macro 41,856 at H = 64;
-rnn 101,000 at H = 100.
+(num_ops, H), `w_soft` (H -> num_ops), then a space's own parameters (`b_soft` (num_ops) for
+micro), attention `attn_w1`, `attn_w2` (H -> H) and `attn_v` (H -> 1). Counts: micro 41,733 and
+macro 41,856 at H = 64; rnn 101,000 at H = 100.
+
+`Controller(space, config, generator)` builds the space's subclass (its plugin's `controller`,
+in `enas_core.zoo.<name>.controller`), which implements `_rollout` (the order of decisions and
+what feeds the LSTM between them) and may add parameters in `_space_parameters`.
 
 `sample(n)` draws n architectures as one batch (batch dimension n, no grad, no host sync per
 decision); `evaluate(tokens)` teacher-forces stored decisions with grad. Both run the same
@@ -14,14 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enas_core.spaces import MacroSpace, MicroSpace, RnnSpace, Space
-from enas_core.spaces.macro import layer_offset
+from enas_core.spaces import Space, get_plugin, load
 
 
 @dataclass(frozen=True)
@@ -118,48 +121,57 @@ class _Rollout:
 
 
 class Controller(nn.Module):
-    """The LSTM policy over one space's decisions.
+    """The LSTM policy over one space's decisions (the base of each space's controller).
 
     Args:
-        space: a MicroSpace, MacroSpace or RnnSpace.
+        space: a configured space with a controller in its plugin.
         config: ControllerConfig.
         generator: seeds the U(-init_range, init_range) initialisation (None: global RNG).
+
+    `Controller(space, ...)` returns an instance of the space's subclass. A subclass sets
+    `choice_param` (the space parameter that counts the op/activation choices), implements
+    `_rollout` and may override `_space_parameters` / `reset_parameters`.
     """
 
-    op_bias_fixed: Tensor  # (num_ops,) buffer
     choices: Tensor  # (num_tokens,) buffer: the number of choices of each decision
+    choice_param: ClassVar[str] = "num_ops"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Controller:
+        if cls is Controller:  # pick the space's subclass; unpickling names the subclass itself
+            space = args[0] if args else kwargs["space"]
+            cls = load(get_plugin(space.name).controller)
+        return super().__new__(cls)
 
     def __init__(
         self, space: Space, config: ControllerConfig | None = None, generator: torch.Generator | None = None
     ):
         super().__init__()
-        if not isinstance(space, MicroSpace | MacroSpace | RnnSpace):
-            raise TypeError(f"no controller program for space {space.name!r}")
         self.space, self.config = space, config or ControllerConfig()
         h = self.config.hidden
-        num_ops = _num_choices(space)
+        num_ops = space.params[self.choice_param]
         self.lstm = nn.LSTMCell(h, h, bias=False)
         self.g_emb = nn.Parameter(torch.empty(1, h))
         self.w_emb = nn.Embedding(num_ops, h)
         self.w_soft = nn.Linear(h, num_ops, bias=False)
-        self.b_soft = nn.Parameter(torch.empty(num_ops)) if isinstance(space, MicroSpace) else None
+        self._space_parameters(num_ops)  # here, so that the initialisation order stays E's
         self.attn_w1 = nn.Linear(h, h, bias=False)
         self.attn_w2 = nn.Linear(h, h, bias=False)
         self.attn_v = nn.Linear(h, 1, bias=False)
-        fixed = [0.25, 0.25] + [-0.25] * (num_ops - 2)
-        self.register_buffer("op_bias_fixed", torch.tensor(fixed[:num_ops]), persistent=False)
         self.register_buffer("choices", torch.tensor([d.choices for d in space.decisions]), persistent=False)
         self.reset_parameters(generator)
+
+    def _space_parameters(self, num_ops: int) -> None:
+        """Add the space's own parameters (registered between `w_soft` and the attention)."""
+
+    def _rollout(self, ro: _Rollout) -> None:
+        """Make every decision of the space, in token order, through `ro.decide`."""
+        raise NotImplementedError
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         r = self.config.init_range
         with torch.no_grad():
             for p in self.parameters():
                 p.uniform_(-r, r, generator=generator)
-            if self.b_soft is not None:
-                self.b_soft.zero_()
-                if self.config.op_bias:
-                    self.b_soft[:2] = 10.0
 
     @property
     def device(self) -> torch.device:
@@ -198,15 +210,9 @@ class Controller(nn.Module):
             raise ValueError("a token is out of its decision's range")
         return tokens
 
-    # --- rollouts -----------------------------------------------------------------------------
+    # --- helpers of the rollouts --------------------------------------------------------------
     def _run(self, ro: _Rollout) -> _Rollout:
-        if isinstance(self.space, MicroSpace):
-            self._micro(ro, self.space)
-        elif isinstance(self.space, MacroSpace):
-            ro.skip_penalty = self._macro(ro, self.space)
-        else:
-            assert isinstance(self.space, RnnSpace)
-            self._rnn(ro, self.space)
+        self._rollout(ro)
         return ro
 
     def _shape(self, logits: Tensor, tanh_constant: float | None) -> Tensor:
@@ -224,103 +230,3 @@ class Controller(nn.Module):
     def _zero_state(self, n: int) -> tuple[Tensor, Tensor]:
         z = torch.zeros(n, self.config.hidden, device=self.device)
         return z, z
-
-    def _micro(self, ro: _Rollout, space: MicroSpace) -> None:
-        """E's micro sampler: per cell 2 anchor steps, then per node 2 index steps (attention
-        pointer, next input = anchor[index]), 2 op steps, 1 anchor step; 27 steps per cell for
-        5 nodes; the reduction cell continues the normal cell's LSTM state."""
-        n, cfg = ro.n, self.config
-        state = self._zero_state(n)
-        g = self.g_emb.expand(n, -1)  # (n, H)
-        rows = torch.arange(n, device=self.device)
-        op_tanh = None if cfg.tanh_constant is None else cfg.tanh_constant / cfg.op_tanh_reduce
-        assert self.b_soft is not None
-        for cell in range(2):
-            inp, anchors, keys = g, [torch.zeros_like(g), torch.zeros_like(g)], list[Tensor]()
-            for _ in range(2):
-                state = self.lstm(inp, state)
-                keys.append(self.attn_w1(state[0]))  # (n, H)
-            for k in range(space.num_nodes):
-                base = 4 * space.num_nodes * cell + 4 * k
-                anchor_stack = torch.stack(anchors, dim=1)  # (n, k+2, H)
-                for slot in range(2):
-                    state = self.lstm(inp, state)
-                    logits = self._shape(self._attend(keys, state[0]), cfg.tanh_constant)  # (n, k+2)
-                    idx = ro.decide(logits, base + 2 * slot)
-                    inp = anchor_stack[rows, idx]  # (n, H)
-                for slot in range(2):
-                    state = self.lstm(inp, state)
-                    logits = self._shape(self.w_soft(state[0]) + self.b_soft, op_tanh)  # (n, num_ops)
-                    if cell == 0 and cfg.op_bias:
-                        logits = logits + self.op_bias_fixed
-                    inp = self.w_emb(ro.decide(logits, base + 2 * slot + 1))  # (n, H)
-                state = self.lstm(inp, state)
-                anchors.append(state[0])
-                keys.append(self.attn_w1(state[0]))
-                inp = g
-
-    def _macro(self, ro: _Rollout, space: MacroSpace) -> Tensor:
-        """E's macro sampler: per layer an op step, then a skip step whose h is the layer's
-        anchor; skip logits 2-way [-q, q]; next input = sum_j s_j h_j / (1 + sum_j s_j).
-        Returns the KL skip penalty averaged over layers (n,)."""
-        n, cfg = ro.n, self.config
-        state = self._zero_state(n)
-        g = self.g_emb.expand(n, -1)  # (n, H)
-        targets = torch.tensor([1.0 - cfg.skip_target, cfg.skip_target], device=self.device)
-        inp = g
-        anchors: list[Tensor] = []
-        keys: list[Tensor] = []
-        kls: list[Tensor] = []
-        for i in range(space.num_layers):
-            offset = layer_offset(i)
-            state = self.lstm(inp, state)
-            logits = self._shape(self.w_soft(state[0]), cfg.tanh_constant)  # (n, num_ops)
-            inp = self.w_emb(ro.decide(logits, offset))  # (n, H)
-            state = self.lstm(inp, state)
-            if i > 0:
-                q = self._attend(keys, state[0])  # (n, i)
-                logits = self._shape(torch.stack([-q, q], dim=-1), cfg.tanh_constant)  # (n, i, 2)
-                skip = ro.decide(logits, offset + 1, count=i).float()  # (n, i)
-                p = torch.sigmoid(logits)  # (n, i, 2)
-                kls.append((p * torch.log(p / targets)).sum(dim=(1, 2)))  # (n,)
-                inp = torch.bmm(skip[:, None], torch.stack(anchors, dim=1)).squeeze(1)  # (n, H)
-                inp = inp / (1.0 + skip.sum(dim=1, keepdim=True))
-            else:
-                inp = g
-            anchors.append(state[0])
-            keys.append(self.attn_w1(state[0]))
-        if not kls:
-            return torch.zeros(n, device=self.device)
-        return torch.stack(kls, dim=1).mean(dim=1)
-
-    def _rnn(self, ro: _Rollout, space: RnnSpace) -> None:
-        """E's PTB sampler: per node a step whose h is the node's anchor; node l > 0 points at
-        j < l with logits - (l-j)^2/6, next input = h_j / (0.1 + l - j); then an activation step."""
-        n, cfg = ro.n, self.config
-        state = self._zero_state(n)
-        g = self.g_emb.expand(n, -1)  # (n, H)
-        rows = torch.arange(n, device=self.device)
-        inp = g
-        hs: list[Tensor] = []
-        keys: list[Tensor] = []
-        for node in range(space.num_nodes):
-            state = self.lstm(inp, state)
-            hs.append(state[0])
-            keys.append(self.attn_w1(state[0]))
-            if node > 0:
-                logits = self._shape(self._attend(keys[:-1], state[0]), cfg.tanh_constant)  # (n, node)
-                dist = node - torch.arange(node, device=self.device, dtype=torch.float32)  # (node,)
-                j = ro.decide(logits - dist**2 / 6.0, 2 * node - 1)  # (n,)
-                inp = torch.stack(hs[:-1], dim=1)[rows, j] / (0.1 + (node - j).float())[:, None]  # (n, H)
-            else:
-                inp = g
-            state = self.lstm(inp, state)
-            logits = self._shape(self.w_soft(state[0]), cfg.tanh_constant)  # (n, num_funcs)
-            inp = self.w_emb(ro.decide(logits, 0 if node == 0 else 2 * node))  # (n, H)
-
-
-def _num_choices(space: Space) -> int:
-    if isinstance(space, MicroSpace | MacroSpace):
-        return space.num_ops
-    assert isinstance(space, RnnSpace)
-    return space.num_funcs

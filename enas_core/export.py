@@ -1,7 +1,7 @@
 """Exports that need torch: the package's child network of an export document, and ONNX.
 
-`build_child(genotype, network)` builds the final-layout child with the package's models
-(`MicroChild`, `MacroChild`, `RnnChild`) from the shape `enas_core.codegen.network_config` gives;
+`build_child(genotype, network)` builds the final-layout child with the space's child module
+(`enas_core/zoo/<name>/child.py`) from the shape `enas_core.codegen.network_config` gives;
 `load_weights` fills it from a saved state_dict; `export_onnx` writes it as ONNX (the TorchScript
 exporter, ``dynamo=False``: no onnxscript needed) and `check_onnx` runs ``onnx.checker`` on the file.
 """
@@ -9,7 +9,7 @@ exporter, ``dynamo=False``: no onnxscript needed) and `check_onnx` runs ``onnx.c
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -18,69 +18,34 @@ import torch
 from torch import Tensor, nn
 
 from enas_core.genotype import Genotype
+from enas_core.spaces import get_plugin, load
 
 ONNX_OPSET = 17
 
 
 def build_child(genotype: Genotype, network: Mapping[str, Any]) -> nn.Module:
-    """The final-layout child network of `genotype` with the shape `network`, freshly initialised.
+    """The final-layout child network of `genotype` with the shape `network`, freshly initialised:
+    the space's child module's `build_model_from`, the same code the exported model.py runs.
 
     Raises:
         ValueError: `network` is for another space or lacks a key.
     """
     if network.get("space", genotype.space) != genotype.space:
         raise ValueError(f"network is for the {network.get('space')} space, the genotype {genotype.space}")
-    tokens = list(genotype.tokens)
+    build = load(f"{get_plugin(genotype.space).child_module}:build_model_from")
     try:
-        if genotype.space == "micro":
-            return _micro_child(tokens, network)
-        if genotype.space == "macro":
-            return _macro_child(tokens, network)
-        return _rnn_child(tokens, network)
+        model: nn.Module = build(genotype.to_dict(), network)
     except KeyError as e:
         raise ValueError(f"network lacks {e.args[0]!r}") from e
+    return model
 
 
-def _micro_child(tokens: Sequence[int], network: Mapping[str, Any]) -> nn.Module:
-    from dataclasses import fields
-
-    from enas_core.models.micro import MicroChild, MicroNetConfig
-
-    names = {f.name for f in fields(MicroNetConfig)}
-    config = MicroNetConfig(**{k: v for k, v in network.items() if k in names})
-    return MicroChild(tokens, config, layout="final")
-
-
-def _macro_child(tokens: Sequence[int], network: Mapping[str, Any]) -> nn.Module:
-    from enas_core.models.macro import MacroChild
-
-    return MacroChild(
-        tokens,
-        network["num_layers"],
-        network["channels"],
-        num_classes=network["num_classes"],
-        in_channels=network["in_channels"],
-        keep_prob=network["keep_prob"],
-        layout="final",
-    )
-
-
-def _rnn_child(tokens: Sequence[int], network: Mapping[str, Any]) -> nn.Module:
-    from enas_core.models.rnn import RnnChild
-
-    keys = ("vocab_size", "hidden_size", "num_nodes", "dropout_input", "dropout_hidden", "dropout_output",
-            "init_range")  # fmt: skip
-    return RnnChild(tokens, **{k: network[k] for k in keys})
-
-
-def example_inputs(network: Mapping[str, Any], batch_size: int = 2, steps: int = 5) -> tuple[Tensor, ...]:
-    """Random inputs of the network's shape: images ``(B, C, S, S)``; or token ids ``(T, B)`` and a
-    zero hidden state ``(B, H)`` for the rnn space."""
-    if network.get("space") == "rnn":
-        token_ids = torch.randint(0, int(network["vocab_size"]), (steps, batch_size))  # (T, B)
-        return token_ids, torch.zeros(batch_size, int(network["hidden_size"]))
-    size = int(network["image_size"])
-    return (torch.randn(batch_size, int(network["in_channels"]), size, size),)
+def example_inputs(network: Mapping[str, Any], batch_size: int = 2) -> tuple[Tensor, ...]:
+    """Random inputs of the network's shape (the child module's `example_input`): images
+    ``(B, C, S, S)``; or token ids ``(T, B)`` and a zero hidden state ``(B, H)`` (language task)."""
+    make = load(f"{get_plugin(str(network['space'])).child_module}:example_input")
+    inputs: tuple[Tensor, ...] = make(network, batch_size)
+    return inputs
 
 
 def local_path(uri: str | None) -> Path | None:
@@ -112,12 +77,12 @@ def export_onnx(
 ) -> Path:
     """Write `model` (in eval mode) as ONNX to `path`; the batch dimension is dynamic.
 
-    Inputs are named ``images`` (CNN spaces) or ``token_ids`` and ``hidden`` (rnn), outputs
-    ``logits`` (and ``next_hidden``). The rnn cell is unrolled over the example's 5 time steps.
+    Inputs are named ``images`` (image task) or ``token_ids`` and ``hidden`` (language task),
+    outputs ``logits`` (and ``next_hidden``). A recurrent cell is unrolled over the example's 5 steps.
     """
     model = model.eval()
     inputs = example_inputs(network)
-    if network.get("space") == "rnn":
+    if get_plugin(str(network["space"])).task == "language":
         names, outputs = ["token_ids", "hidden"], ["logits", "next_hidden"]
         axes = {"token_ids": {1: "batch"}, "hidden": {0: "batch"}, "logits": {1: "batch"},
                 "next_hidden": {0: "batch"}}  # fmt: skip

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from enas_core.configs import ChildConfig
 from enas_core.data.base import AugmentDraw, BatchStream, ImageDataset, apply_augment, draw_augment
-from enas_core.registry import SHARED_IMAGE_MODELS, registry_get
+from enas_core.registry import shared_model
 from enas_core.runtime import (
     PrivateRng,
     autocast,
@@ -57,7 +57,8 @@ def forward_aux(model: nn.Module, x: Tensor, *args: Any) -> tuple[Tensor, Tensor
     """(logits, aux logits or None): `model.forward_aux` when the model has one, else `model`."""
     fn = getattr(model, "forward_aux", None)
     if fn is not None:
-        return fn(x, *args)  # type: ignore[no-any-return]
+        out: tuple[Tensor, Tensor | None] = fn(x, *args)
+        return out
     return model(x, *args), None
 
 
@@ -79,8 +80,8 @@ def sgd_step(
     total.backward()
     params = [p for p in model.parameters() if p.grad is not None]
     if params and l2:
-        grads = [p.grad for p in params]
-        torch._foreach_add_(grads, [p.detach() for p in params], alpha=2.0 * l2)  # type: ignore[arg-type]
+        grads = [g for g in (p.grad for p in params) if g is not None]  # all of them: params have one
+        torch._foreach_add_(grads, [p.detach() for p in params], alpha=2.0 * l2)
     if params and grad_clip:
         nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
@@ -125,7 +126,7 @@ class StepTotals:
 class SharedTrainer:
     """The image task's shared-weight trainer (micro and macro spaces).
 
-    Owns the shared model (built by `SHARED_IMAGE_MODELS[space.name]`), its SGD optimizer, the
+    Owns the shared model (built by its plugin's `shared_model`), its SGD optimizer, the
     data (moved to `device`), the train/validation batch streams and the RNG states.
     """
 
@@ -143,7 +144,7 @@ class SharedTrainer:
         self.data = data.to(self.device)
         self.memory_format = memory_format(self.cfg.channels_last)
         self._rng = PrivateRng(subseed(seed, "shared-global"), self.device)
-        build = registry_get(SHARED_IMAGE_MODELS, space, "shared image model")
+        build = shared_model(space)
         with self._rng.scope():
             model = build(space, self.cfg, data)
         self.model: nn.Module = model.to(self.device, memory_format=self.memory_format)

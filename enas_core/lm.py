@@ -22,8 +22,8 @@ Everything random (the dropout masks) comes from the trainer's own generator, sa
 continues exactly as an uninterrupted one.
 
 ``retrain_lm`` (``enas_core.lm_retrain``, re-exported here) trains the standalone ``RnnChild`` of
-one cell from scratch. Both plug into ``enas_core.registry`` (``SHARED_TRAINERS["rnn"]``,
-``RETRAINERS["rnn"]``).
+one cell from scratch. Both are the rnn space's plugin entries (``trainer`` and ``retrainer`` in
+``enas_core/zoo/rnn/__init__.py``).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from enas_core.configs import from_mapping
 from enas_core.data.ptb import CorpusDataset
 from enas_core.lm_common import (
     TokenStream,
     coerce,
     cpu_copy,
-    from_mapping,
     guarded_step,
     lm_loss,
     lr_at,
@@ -51,8 +51,9 @@ from enas_core.lm_common import (
     seeded,
 )
 from enas_core.lm_retrain import LMRetrainConfig, evaluate_perplexity, retrain_lm
-from enas_core.models.rnn import SharedRnnModel, parse_rnn_tokens
 from enas_core.runtime import make_sgd, resolve_device
+from enas_core.zoo.rnn.shared import SharedRnnModel
+from enas_core.zoo.rnn.space import parse_rnn_tokens
 
 __all__ = [
     "LMConfig",

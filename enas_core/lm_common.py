@@ -5,25 +5,24 @@ guarded SGD step that skips a diverged window without a host synchronisation."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields, is_dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enas_core.configs import from_mapping
 from enas_core.data.ptb import bptt_window
-from enas_core.models.rnn import RnnChild, SharedRnnModel
+from enas_core.zoo.rnn.child import RnnChild
+from enas_core.zoo.rnn.shared import SharedRnnModel
 
-_C = TypeVar("_C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_C = TypeVar("_C", bound="DataclassInstance")
 _M = TypeVar("_M", bound=nn.Module)
-
-
-def from_mapping(cls: type[_C], d: Mapping[str, Any]) -> _C:
-    """`cls(**d)` keeping only the keys that are fields of the dataclass `cls`."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def coerce(cls: type[_C], cfg: Any) -> _C:
@@ -45,7 +44,7 @@ def path_l2(model: SharedRnnModel | RnnChild, arch_tokens: Sequence[int] | None 
     total = model.embedding.weight.pow(2).sum() + model.w_x.pow(2).sum() + model.w_h.pow(2).sum()
     if isinstance(model, SharedRnnModel):
         assert arch_tokens is not None
-        node_weights = model.cell.path_weights(model.parse(arch_tokens))
+        node_weights = model.cell.path_weights(model.plan(arch_tokens))
     else:
         node_weights = list(model.node_weights)
     return total + sum(w.pow(2).sum() for w in node_weights)
@@ -69,7 +68,9 @@ def guarded_step(
     blew up changes nothing (plain SGD without momentum or weight decay). No host sync."""
     with_grad = [p for p in params if p.grad is not None]
     for p in with_grad:
-        p.grad = torch.where(finite, p.grad, 0.0)  # type: ignore[arg-type]
+        grad = p.grad
+        assert grad is not None
+        p.grad = torch.where(finite, grad, 0.0)
     if clip > 0 and with_grad:
         torch.nn.utils.clip_grad_norm_(with_grad, clip)
     optimizer.step()

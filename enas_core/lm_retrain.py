@@ -28,8 +28,9 @@ from enas_core.lm_common import (
     perplexity,
     seeded,
 )
-from enas_core.models.rnn import RnnChild
 from enas_core.runtime import make_sgd, resolve_device
+from enas_core.zoo.rnn.child import RnnChild
+from enas_core.zoo.rnn.space import RnnSpace
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class _ChildTrainer:
 
 
 def retrain_lm(
-    space: Any,
+    space: RnnSpace,
     tokens: Sequence[int],
     cfg: LMRetrainConfig | Mapping[str, Any],
     data: CorpusDataset,
@@ -114,7 +115,7 @@ def retrain_lm(
     device: str = "cpu",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train the standalone child of one cell from scratch (the ``RETRAINERS["rnn"]`` plug-in).
+    """Train the standalone child of one cell from scratch (the rnn plugin's ``retrainer``).
 
     The weights of the epoch with the best VALIDATION perplexity are kept; the test split is
     evaluated once, at the end, with them.
@@ -124,10 +125,11 @@ def retrain_lm(
         "curve": [{"epoch", "lr", "train_loss", "valid_perplexity", "seconds"}], "model"}``.
     """
     c = coerce(LMRetrainConfig, cfg)
-    num_nodes = int(getattr(space, "params", {}).get("num_nodes", (len(tokens) + 1) // 2))
+    num_nodes = space.num_nodes
     dev = resolve_device(device)
+    structured = space.structured(tokens)
     child = seeded(seed, lambda: RnnChild(
-        tokens, data.vocab_size, c.hidden_size, num_nodes,
+        structured, data.vocab_size, c.hidden_size, num_nodes,
         c.dropout_input, c.dropout_hidden, c.dropout_output, c.init_range,
     )).to(dev)  # fmt: skip
     trainer = _ChildTrainer(child, c, TokenStream(data.batchify("train", c.batch_size, dev), c.bptt), seed)

@@ -1,66 +1,38 @@
-"""Plug-in registries, keyed by SPACE name (not by dataset type).
+"""The torch-side pieces of a space, read from its plugin (`enas_core.spaces.get_plugin`).
 
-* `SHARED_IMAGE_MODELS[name](space, child_cfg, data) -> nn.Module` with `forward(x, tokens)` and
-  optionally `forward_aux(x, tokens) -> (logits, aux | None)`.
-* `FINAL_IMAGE_MODELS[name](space, tokens, retrain_cfg, data) -> nn.Module` with `forward(x)`,
-  optionally `forward_aux(x)` and `set_drop_path_progress(fraction)`.
-* `SHARED_TRAINERS[name](space, cfg, data, seed, device)` -> an object with the
-  `enas_core.image_trainer.SharedTrainer` methods (`SharedTrainerLike`).
-* `RETRAINERS[name](space, tokens, cfg, data, seed, device, on_epoch) -> dict`; a space without
-  one is retrained by `enas_core.retrain.retrain_image`.
+* `shared_model(space)(space, child_cfg, data) -> nn.Module` with `forward(x, tokens)` and
+  optionally `forward_aux(x, tokens) -> (logits, aux | None)` (image task);
+* `final_model(space)(space, tokens, retrain_cfg, data) -> nn.Module` with `forward(x)`,
+  optionally `forward_aux(x)` and `set_drop_path_progress(fraction)` (image task);
+* `make_shared_trainer(space, cfg, data, seed, device)`: the plugin's `trainer`;
+* `retrainer(space)`: the plugin's `retrainer`, or None (`enas_core.retrain.retrain_image`).
 
-A value is the object itself or a "module:attribute" string imported on first use, so naming a
-space never imports the others' code (the language model lives in `enas_core.lm`).
+`SHARED_IMAGE_MODELS`, `FINAL_IMAGE_MODELS`, `SHARED_TRAINERS` and `RETRAINERS` hold overrides by
+space name (empty by default; tests and experiments plug in, e.g. with `register_shared_trainer` /
+`register_retrainer`): a value is the object itself or a "module:attribute" string imported on
+first use. Without an override the plugin's entry is used.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
-from enas_core.spaces import Space
+from enas_core.spaces import Space, get_plugin, load
 
-SHARED_IMAGE_MODELS: dict[str, Any] = {
-    "micro": "enas_core.models.micro:build_shared",
-    "macro": "enas_core.models.macro:build_shared",
-}
-FINAL_IMAGE_MODELS: dict[str, Any] = {
-    "micro": "enas_core.models.micro:build_final",
-    "macro": "enas_core.models.macro:build_final",
-}
-SHARED_TRAINERS: dict[str, Any] = {
-    "micro": "enas_core.image_trainer:SharedTrainer",
-    "macro": "enas_core.image_trainer:SharedTrainer",
-    "rnn": "enas_core.lm:LMSharedTrainer",
-}
-RETRAINERS: dict[str, Any] = {"rnn": "enas_core.lm:retrain_lm"}  # image spaces: retrain_image
+SHARED_IMAGE_MODELS: dict[str, Any] = {}
+FINAL_IMAGE_MODELS: dict[str, Any] = {}
+SHARED_TRAINERS: dict[str, Any] = {}
+RETRAINERS: dict[str, Any] = {}
 
 
 def resolve(entry: Any) -> Any:
-    """A registry value: the object itself, or a "module:attribute" string imported now.
+    """An override or plugin value: the object itself, or a "module:attribute" string imported now.
 
     Raises:
         NotImplementedError: the module or attribute does not exist.
     """
-    if not isinstance(entry, str):
-        return entry
-    module, _, attr = entry.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise NotImplementedError(f"plug-in {entry!r} is not available ({e})") from e
-
-
-def registry_get(registry: Mapping[str, Any], space: Space, what: str) -> Any:
-    """The resolved entry of `space` in `registry`.
-
-    Raises:
-        NotImplementedError: nothing registered (or importable) for the space.
-    """
-    if space.name not in registry:
-        raise NotImplementedError(f"no {what} registered for space {space.name!r}")
-    return resolve(registry[space.name])
+    return load(entry) if isinstance(entry, str) else entry
 
 
 def register_shared_trainer(space_name: str, factory: Any) -> None:
@@ -73,11 +45,47 @@ def register_retrainer(space_name: str, fn: Any) -> None:
     RETRAINERS[space_name] = fn
 
 
-def make_shared_trainer(space: Space, cfg: Any, data: Any, seed: int, device: str = "cpu") -> Any:
-    """The shared trainer for `space` (image task for micro/macro, language model for rnn).
+def shared_model(space: Space) -> Callable[..., Any]:
+    """The plugin's `build_shared(space, child_cfg, data)`.
 
     Raises:
-        NotImplementedError: no trainer registered (or importable) for the space.
+        NotImplementedError: the space has no shared image model.
     """
-    factory = registry_get(SHARED_TRAINERS, space, "shared trainer")
+    entry = SHARED_IMAGE_MODELS.get(space.name, get_plugin(space.name).shared_model)
+    return _image_builder(entry, space, "shared image model")
+
+
+def final_model(space: Space) -> Callable[..., Any]:
+    """The plugin's `build_final(space, tokens, retrain_cfg, data)`.
+
+    Raises:
+        NotImplementedError: the space has no final image model.
+    """
+    entry = FINAL_IMAGE_MODELS.get(space.name, get_plugin(space.name).final_model)
+    return _image_builder(entry, space, "final image model")
+
+
+def _image_builder(entry: Any, space: Space, what: str) -> Callable[..., Any]:
+    if entry is None:
+        raise NotImplementedError(f"no {what} registered for space {space.name!r}")
+    builder: Callable[..., Any] = resolve(entry)
+    return builder
+
+
+def retrainer(space: Space) -> Callable[..., dict[str, Any]] | None:
+    """The space's retrainer (an override, else the plugin's), None for `retrain_image`."""
+    entry = RETRAINERS.get(space.name, get_plugin(space.name).retrainer)
+    if entry is None:
+        return None
+    fn: Callable[..., dict[str, Any]] = resolve(entry)
+    return fn
+
+
+def make_shared_trainer(space: Space, cfg: Any, data: Any, seed: int, device: str = "cpu") -> Any:
+    """The shared trainer for `space` (its plugin's, unless overridden).
+
+    Raises:
+        NotImplementedError: the trainer is not importable.
+    """
+    factory = resolve(SHARED_TRAINERS.get(space.name, get_plugin(space.name).trainer))
     return factory(space, cfg, data, seed, device)

@@ -1,7 +1,7 @@
 """Training a derived architecture from scratch (the final model), and its evaluation.
 
-`retrain` dispatches on the space: a registered retrainer (`RETRAINERS`, the language model for
-"rnn"), else `retrain_image` (micro, macro). Same GPU path as the shared trainer: each epoch's
+`retrain` dispatches on the space: its plugin's retrainer (the language model for the language
+task), else `retrain_image` (the image task). Same GPU path as the shared trainer: each epoch's
 minibatches and augmentation are drawn on the host and uploaded once, the steps run without a
 host synchronisation, the epoch's loss and accuracy are read once at its end.
 """
@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from enas_core.configs import RetrainConfig
 from enas_core.data.base import AugmentDraw, BatchStream, ImageDataset, apply_augment, draw_augment
 from enas_core.image_trainer import forward_aux, sgd_step
-from enas_core.ops import count_macs, count_parameters
-from enas_core.registry import FINAL_IMAGE_MODELS, RETRAINERS, registry_get
+from enas_core.measure import count_macs, count_parameters
+from enas_core.registry import final_model, retrainer
 from enas_core.runtime import (
     PrivateRng,
     autocast,
@@ -66,9 +66,9 @@ def retrain(
 ) -> dict[str, Any]:
     """Train the standalone child of `tokens` from scratch (dispatches on the space; image
     spaces: `retrain_image`)."""
-    if space.name in RETRAINERS:
-        fn = registry_get(RETRAINERS, space, "retrainer")
-        return fn(space, tokens, cfg, data, seed, device, on_epoch)  # type: ignore[no-any-return]
+    fn = retrainer(space)
+    if fn is not None:
+        return fn(space, tokens, cfg, data, seed, device, on_epoch)
     return retrain_image(space, tokens, cfg, data, seed, device, on_epoch)
 
 
@@ -124,7 +124,7 @@ def retrain_image(
     data = data.to(dev)
     fmt = memory_format(cfg.channels_last)
     rng = PrivateRng(subseed(seed, "retrain-global"), dev)
-    build = registry_get(FINAL_IMAGE_MODELS, space, "final image model")
+    build = final_model(space)
     with rng.scope():
         child = build(space, tokens, cfg, data).to(dev, memory_format=fmt)
     optimizer = make_sgd(child.parameters(), cfg.lr_max, cfg.momentum, cfg.nesterov, dev)

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service import presets
 from service.errors import InvalidInput
 
-Space = Literal["micro", "macro", "rnn"]
+
+def _known_space(name: str) -> str:
+    if name not in presets.SPACES:
+        raise ValueError(f"unknown search space {name!r}; known: {', '.join(presets.SPACES)}")
+    return name
+
+
+# the registered spaces (enas_core.spaces: one folder each under enas_core/zoo/)
+Space = Annotated[str, AfterValidator(_known_space), Field(json_schema_extra={"enum": list(presets.SPACES)})]
 Dataset = Literal["digits", "cifar10", "synthetic-cifar", "ptb", "synthetic-ptb"]
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -68,8 +76,10 @@ class SearchSpec(BaseModel):
     @property
     def preset_name(self) -> str:
         """The preset this spec builds on (explicit, or ``demo-<space>``)."""
-        assert self.preset is not None or self.space is not None  # guaranteed by validation
-        return self.preset or presets.DEFAULT_PRESET[self.space]  # type: ignore[index]
+        if self.preset is not None:
+            return self.preset
+        assert self.space is not None  # guaranteed by validation
+        return presets.DEFAULT_PRESET[self.space]
 
 
 def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
@@ -82,7 +92,7 @@ def _pick_preset(spec: SearchSpec, errors: list[InitErrorDetails]) -> dict[str, 
     if spec.preset is None:
         if spec.space is None:
             errors.append(
-                _error(("space",), "missing", "give a space (micro, macro or rnn) or a preset", None)
+                _error(("space",), "missing", f"give a space ({', '.join(presets.SPACES)}) or a preset", None)
             )
             return None
         return presets.PRESETS[presets.DEFAULT_PRESET[spec.space]]
@@ -102,7 +112,7 @@ def _pick_preset(spec: SearchSpec, errors: list[InitErrorDetails]) -> dict[str, 
 def _check_dataset(space: str, dataset: str | None, errors: list[InitErrorDetails]) -> None:
     if dataset is None:
         return
-    allowed = presets.TEXT_DATASETS if space == "rnn" else presets.IMAGE_DATASETS
+    allowed = presets.datasets_for(space)
     if dataset not in allowed:
         errors.append(_error(("dataset",), "dataset_space_mismatch",
                              f"the {space} space needs one of {', '.join(allowed)}, not {dataset}",

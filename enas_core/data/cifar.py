@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from enas_core.data.base import ImageDataset
-from enas_core.data.loading import DatasetError
+from enas_core.data.errors import DatasetError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 TRAIN_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -11,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from enas_core.data.errors import DatasetError
+
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "synthetic-cifar", "ptb", "synthetic-ptb")
 IMAGE_DATASETS: frozenset[str] = frozenset({"digits", "cifar10", "synthetic-cifar"})
 TEXT_DATASETS: frozenset[str] = frozenset({"ptb", "synthetic-ptb"})
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded: unknown name, missing folder or file, malformed content."""
 
 
 def dataset_kind(name: str) -> str:

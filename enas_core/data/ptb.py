@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from enas_core.data.loading import DatasetError
+from enas_core.data.errors import DatasetError
 
 PTB_FILES: dict[str, str] = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
 EOS, UNK = "<eos>", "<unk>"

@@ -14,7 +14,7 @@ import abc
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, SupportsIndex
 
 
 class GenotypeError(ValueError):
@@ -161,12 +161,23 @@ def _as_int(token: object, decision: Decision) -> int:
         f"{decision.where}: {decision.what} must be an integer, got {token!r} (token {decision.position})",
         position=decision.position,
     )
-    if isinstance(token, bool):
+    if isinstance(token, bool) or not isinstance(token, SupportsIndex):
         raise error
     try:
-        return operator.index(token)  # type: ignore[arg-type]
+        return operator.index(token)
     except TypeError:
         raise error from None
+
+
+class ArrayLike(Protocol):
+    """A 1-d array of tokens (e.g. a torch tensor): anything with ``tolist()``."""
+
+    def tolist(self) -> Any: ...
+
+
+def int_list(tokens: Sequence[int] | ArrayLike) -> list[int]:
+    """Tokens given as a sequence or a 1-d array, as a list of plain ints."""
+    return [int(t) for t in (tokens if isinstance(tokens, Sequence) else tokens.tolist())]
 
 
 def choice_index(value: object, names: Sequence[str], where: str) -> int:

@@ -9,48 +9,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from enas_core.spaces import get_plugin, list_spaces, load
+
 
 def genotype_lines(space: str, structured: Mapping[str, Any]) -> list[str]:
-    """The structured form of a genotype as text lines, one per node or layer.
-
-    micro: per cell, ``node k = op(input) + op(input)`` (inputs 0 and 1 are the cell's two inputs
-    c_{k-2} and c_{k-1}, computed nodes count from 2) and the concatenated loose ends; macro: one
-    line per layer with its skip sources; rnn: one line per node and the averaged loose ends.
-    """
-    if space == "micro":
-        return [
-            line for name in ("normal", "reduce") for line in _cell_lines(name, structured.get(name) or {})
-        ]
-    if space == "macro":
-        return [_layer_line(i, layer) for i, layer in enumerate(structured.get("layers") or [])]
-    if space == "rnn":
-        nodes = structured.get("nodes") or []
-        lines = [_rnn_line(k, node) for k, node in enumerate(nodes)]
-        return [*lines, f"output = mean of nodes {_joined(structured.get('outputs') or [])}"]
-    return [f"{key}: {value}" for key, value in structured.items()]
-
-
-def _cell_lines(name: str, cell: Mapping[str, Any]) -> list[str]:
-    lines = [f"{name} cell (inputs: 0 = c[k-2], 1 = c[k-1]):"]
-    for k, node in enumerate(cell.get("nodes") or [], start=2):
-        terms = [f"{op}({idx})" for idx, op in zip(node.get("inputs", []), node.get("ops", []), strict=False)]
-        lines.append(f"  node {k} = {' + '.join(terms)}")
-    lines.append(f"  output = concat of nodes {_joined(cell.get('concat') or [])}")
+    """The structured form of a genotype as text lines, one per node or layer: the space plugin's
+    `text_lines` (e.g. micro: per cell ``node k = op(input) + op(input)`` and the concatenated
+    loose ends), or ``key: value`` lines for a space this installation does not know."""
+    if space not in list_spaces():
+        return [f"{key}: {value}" for key, value in structured.items()]
+    text_lines = load(get_plugin(space).text_lines)
+    lines: list[str] = text_lines(structured)
     return lines
-
-
-def _layer_line(i: int, layer: Mapping[str, Any]) -> str:
-    skips = layer.get("skips") or []
-    return f"layer {i:>2}: {layer.get('op')}" + (f"  + skips from layers {_joined(skips)}" if skips else "")
-
-
-def _rnn_line(k: int, node: Mapping[str, Any]) -> str:
-    source = "x[t], h[t-1]" if k == 0 or node.get("input") is None else f"node {node['input']}"
-    return f"node {k:>2} = {node.get('activation')}({source})"
-
-
-def _joined(values: Sequence[Any]) -> str:
-    return ", ".join(str(v) for v in values) or "-"
 
 
 def print_best(console: Console, best: Mapping[str, Any]) -> None:

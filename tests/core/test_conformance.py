@@ -27,11 +27,13 @@ from enas_core.controller import Controller, ControllerConfig
 from enas_core.controller_trainer import ControllerTrainer
 from enas_core.data.base import ImageDataset
 from enas_core.genotype import Genotype
-from enas_core.models.micro import FinalMicroNet, MicroChild, MicroNetConfig
-from enas_core.ops import FactorizedReduce, ReLUConvBN, ReLUFactorizedReduce, SepConv
 from enas_core.registry import make_shared_trainer
-from enas_core.spaces import MacroSpace, MicroSpace, RnnSpace, get_space
-from enas_core.spaces.micro import loose_ends
+from enas_core.spaces import get_space
+from enas_core.zoo.image_ops import FactorizedReduce, ReLUConvBN, ReLUFactorizedReduce, SepConv
+from enas_core.zoo.macro.space import MacroSpace
+from enas_core.zoo.micro.child import FinalMicroNet, MicroChild, MicroNetConfig
+from enas_core.zoo.micro.space import MicroSpace, loose_ends
+from enas_core.zoo.rnn.space import RnnSpace
 from service.presets import PRESETS
 from tests.core.conftest import PUBLISHED_MICRO, PUBLISHED_NORMAL, PUBLISHED_REDUCE
 
@@ -264,7 +266,7 @@ def _final_child(tokens: Sequence[int], layers: int = 15, channels: int = 36) ->
     cfg = MicroNetConfig(
         num_layers=layers, channels=channels, aux_head=True, drop_path_keep=0.6, keep_prob=0.8
     )
-    return MicroChild(tokens, cfg, layout="final")
+    return MicroChild(get_space("micro").structured(tokens), cfg)
 
 
 def test_published_micro_arc_parses_builds_and_counts() -> None:

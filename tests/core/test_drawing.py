@@ -13,13 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 from enas_core.genotype import Genotype, genotype_svg
-from enas_core.spaces import get_space
-from enas_core.spaces.micro import loose_ends
-from tests.core.conftest import PUBLISHED_MICRO
+from enas_core.spaces import get_space, list_spaces
+from enas_core.zoo.micro.space import loose_ends
+from tests.core.conftest import PUBLISHED_MICRO, space_cases
 
 NS = {"s": "http://www.w3.org/2000/svg"}
-SPACES = [("micro", {}), ("micro", {"num_nodes": 7}), ("macro", {}), ("macro", {"num_layers": 24}),
-          ("rnn", {}), ("rnn", {"num_nodes": 4, "num_funcs": 2})]  # fmt: skip
+# every registered space at its defaults and at its demo size, plus bigger and smaller variants
+SPACES = [(name, {}) for name in list_spaces()] + space_cases() + [
+    ("micro", {"num_nodes": 7}), ("macro", {"num_layers": 24}), ("rnn", {"num_nodes": 4, "num_funcs": 2})
+]  # fmt: skip
 CHAR_EM = 0.62
 
 

@@ -27,13 +27,15 @@ from enas_core.codegen import (
 )
 from enas_core.export import build_child, check_onnx, example_inputs, export_onnx, load_weights, local_path
 from enas_core.genotype import Genotype
-from enas_core.spaces import get_space
+from enas_core.spaces import get_plugin, get_space, list_spaces
 from service.presets import PRESETS, get_preset
+from tests.core.conftest import demo_params
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCH_SITE = str(Path(torch.__file__).resolve().parents[1])
 
-# tiny shapes per space: (space params, dataset, retrain overrides)
+# tiny shapes per space: (space params, dataset, retrain overrides); a space not listed runs at its
+# demo preset's shapes
 CASES: dict[str, tuple[dict[str, int], str, dict[str, Any]]] = {
     "micro": ({"num_nodes": 5}, "digits",
               {"num_layers": 3, "channels": 8, "keep_prob": 0.8, "drop_path_keep": 0.6, "aux_weight": 0.4}),
@@ -42,15 +44,20 @@ CASES: dict[str, tuple[dict[str, int], str, dict[str, Any]]] = {
 }  # fmt: skip
 
 
+def _case(space: str) -> tuple[dict[str, int], str, dict[str, Any]]:
+    demo = get_preset(get_plugin(space).default_preset)
+    return CASES.get(space, (demo_params(space), demo["dataset"], {}))
+
+
 def _genotype(space: str, seed: int = 0) -> Genotype:
-    configured = get_space(space, **CASES[space][0])
+    configured = get_space(space, **_case(space)[0])
     rng = random.Random(seed)
     return Genotype.of(configured, [rng.randrange(d.choices) for d in configured.decisions])
 
 
 def _spec(space: str) -> dict[str, Any]:
-    spec = get_preset(f"demo-{space}")
-    _, dataset, retrain = CASES[space]
+    spec = get_preset(get_plugin(space).default_preset)
+    _, dataset, retrain = _case(space)
     return {**spec, "dataset": dataset, "retrain": {**spec["retrain"], **retrain}}
 
 
@@ -96,7 +103,7 @@ def test_network_config_of_every_preset() -> None:
             assert network["aux_head"] == (preset["retrain"]["aux_weight"] > 0)
         elif space == "macro":
             assert network["num_layers"] == 12 and network["channels"] == preset["retrain"]["channels"]
-        else:
+        elif space == "rnn":
             assert network["hidden_size"] == preset["retrain"]["hidden_size"]
     with pytest.raises(ExportError, match="unknown dataset"):
         network_config(_genotype("micro"), {**_spec("micro"), "dataset": "mnist"})
@@ -137,7 +144,7 @@ def test_codegen_never_imports_torch() -> None:
 
 
 # --- the standalone module: same parameters, same outputs --------------------------------------
-@pytest.mark.parametrize("space", ["micro", "macro", "rnn"])
+@pytest.mark.parametrize("space", list_spaces())
 def test_exported_module_equals_the_package_child(space: str, tmp_path: Path) -> None:
     genotype, network = _genotype(space), _network(space)
     path = tmp_path / f"model_{space}.py"
@@ -149,7 +156,7 @@ def test_exported_module_equals_the_package_child(space: str, tmp_path: Path) ->
     assert list(mine.state_dict()) == list(child.state_dict())
     mine.load_state_dict(child.state_dict())  # strict: same names and shapes
     inputs = example_inputs(network, batch_size=3)
-    if space == "micro":
+    if hasattr(child, "set_drop_path_progress"):
         child.set_drop_path_progress(0.5)
         mine.set_drop_path_progress(0.5)
     for training in (False, True):
@@ -157,7 +164,7 @@ def test_exported_module_equals_the_package_child(space: str, tmp_path: Path) ->
         mine.train(training)
         with torch.no_grad():
             torch.testing.assert_close(_run(mine, inputs, 5), _run(child, inputs, 5), rtol=0, atol=0)
-    if space == "micro":  # the aux head too
+    if network.get("aux_head"):  # the aux head too
         torch.manual_seed(5)
         aux_child = child.forward_aux(*inputs)[1]
         torch.manual_seed(5)
@@ -186,7 +193,7 @@ for space in sys.argv[1:]:
     changed = sum(not torch.equal(a, p) for a, p in zip(before, net.parameters()))
     assert loss == loss and changed > 0, (loss, changed)
     print(space, "ok", round(loss, 4), changed)
-runpy.run_path("model_micro.py", run_name="__main__")  # what `python model_micro.py` does
+runpy.run_path("model_" + sys.argv[1] + ".py", run_name="__main__")  # what `python model_<space>.py` does
 """
 
 
@@ -197,7 +204,7 @@ def _clean_env(folder: Path) -> dict[str, str]:
 
 
 def test_exported_module_runs_in_a_clean_interpreter(tmp_path: Path) -> None:
-    spaces = ["micro", "macro", "rnn"]
+    spaces = list_spaces()
     expected = {}
     for space in spaces:
         genotype, network = _genotype(space, seed=3), _network(space)
@@ -237,7 +244,7 @@ def test_load_weights_and_local_paths(tmp_path: Path) -> None:
 
 
 # --- ONNX ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("space", ["micro", "macro", "rnn"])
+@pytest.mark.parametrize("space", list_spaces())
 def test_onnx_export_checks_and_matches(space: str, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     genotype, network = _genotype(space), _network(space)

@@ -10,7 +10,7 @@ import pytest
 
 from enas_core.genotype import GENOTYPE_VERSION, Genotype, genotype_svg
 from enas_core.spaces import GenotypeError, get_space
-from tests.core.conftest import PUBLISHED_MICRO
+from tests.core.conftest import PUBLISHED_MICRO, space_cases
 
 
 def test_round_trip_and_canonical_json() -> None:
@@ -42,7 +42,7 @@ def test_from_dict_errors() -> None:
         Genotype.from_dict({"space": "micro", "tokens": [*PUBLISHED_MICRO[:8], 4, *PUBLISHED_MICRO[9:]]})
 
 
-@pytest.mark.parametrize("name,params", [("micro", {}), ("macro", {"num_layers": 6}), ("rnn", {})])
+@pytest.mark.parametrize("name,params", space_cases({"micro": {}, "macro": {"num_layers": 6}, "rnn": {}}))
 def test_svg_is_well_formed(name: str, params: dict[str, int]) -> None:
     space = get_space(name, **params)
     rng = random.Random(1)

@@ -7,14 +7,10 @@ import random
 import pytest
 import torch
 
-from enas_core.models.macro import (
-    MacroChild,
-    SharedMacroNet,
-    num_macro_tokens,
-    parse_macro_tokens,
-    reduction_layers,
-)
-from enas_core.spaces import GenotypeError, MacroSpace
+from enas_core.spaces import GenotypeError
+from enas_core.zoo.macro.child import MacroChild, reduction_layers
+from enas_core.zoo.macro.shared import SearchMacroChild, SharedMacroNet
+from enas_core.zoo.macro.space import MacroSpace, num_macro_tokens, parse_macro_tokens
 
 torch.set_num_threads(1)
 
@@ -83,7 +79,7 @@ def test_num_ops_limits_the_candidates(images: torch.Tensor) -> None:
 def test_final_child_runs_every_op(images: torch.Tensor, op: int) -> None:
     torch.manual_seed(op)
     tokens = random_tokens(L, seed=10 + op, op=op)
-    child = MacroChild(tokens, L, C, num_classes=10, layout="final")
+    child = MacroChild(MacroSpace(num_layers=L).structured(tokens), L, C, num_classes=10)
     assert child.classifier.in_features == 4 * C  # two reductions double the width twice
     logits = child(images)
     assert logits.shape == (4, 10)
@@ -96,7 +92,7 @@ def test_final_child_runs_every_op(images: torch.Tensor, op: int) -> None:
 
 def test_final_child_skip_combination_is_concat(images: torch.Tensor) -> None:
     tokens = [0, 1, 1, 2, 1, 1]  # layer 1 skips from 0, layer 2 skips from 0 and 1
-    child = MacroChild(tokens, 3, C, layout="final")
+    child = MacroChild(MacroSpace(num_layers=3).structured(tokens), 3, C)
     assert child.combine[1].conv.in_channels == 2 * child.combine[1].conv.out_channels
     assert child.combine[2].conv.in_channels == 3 * child.combine[2].conv.out_channels
     assert child(images).shape == (4, 10)
@@ -109,7 +105,7 @@ def test_from_shared_gives_identical_outputs(images: torch.Tensor, seed: int) ->
     tokens = random_tokens(L, seed)
     for _ in range(2):  # move the BN running statistics away from their initial values
         shared(images, tokens)
-    child = MacroChild.from_shared(shared, tokens)
+    child = SearchMacroChild.from_shared(shared, tokens)
     assert child.layout == "search"
     torch.manual_seed(7)
     expected = shared(images, tokens)

@@ -7,8 +7,14 @@ import random
 import pytest
 import torch
 
-from enas_core.models.micro import MicroChild, MicroNetConfig, SharedMicroNet, aux_layer, reduction_layers
 from enas_core.spaces import get_space
+from enas_core.zoo.micro.child import MicroChild, MicroNetConfig, aux_layer, reduction_layers
+from enas_core.zoo.micro.shared import SearchMicroChild, SharedMicroNet
+
+
+def _final(tokens: list[int], config: MicroNetConfig) -> MicroChild:
+    """The final child of `tokens` (the micro space with the config's node count decodes them)."""
+    return MicroChild(get_space("micro", num_nodes=config.num_nodes).structured(tokens), config)
 
 
 def _random_tokens(seed: int, num_nodes: int = 5) -> list[int]:
@@ -40,7 +46,7 @@ def test_shared_is_path_only(published_micro: list[int]) -> None:
     net(torch.randn(4, 1, 8, 8), published_micro).sum().backward()
     used = [n for n, p in net.named_parameters() if p.grad is not None]
     unused = [n for n, p in net.named_parameters() if p.grad is None]
-    child = MicroChild(published_micro, net.config, layout="search")
+    child = SearchMicroChild(published_micro, net.config)
     assert sorted(used) == sorted(n.removeprefix("net.") for n, _ in child.named_parameters())
     assert len(unused) > len(used)  # most candidates did not run
 
@@ -58,7 +64,7 @@ def test_from_shared_reproduces_shared_outputs(train_mode: bool) -> None:
         shared(x, _random_tokens(seed))
     for seed in (10, 11):
         tokens = _random_tokens(seed)
-        child = MicroChild.from_shared(shared, tokens)
+        child = SearchMicroChild.from_shared(shared, tokens)
         shared.train(train_mode)
         child.train(train_mode)
         torch.manual_seed(123)
@@ -81,7 +87,7 @@ def test_final_child_trains_on_digit_shapes(published_micro: list[int]) -> None:
         drop_path_keep=0.6,
         keep_prob=0.8,
     )
-    child = MicroChild(published_micro, config, layout="final")
+    child = _final(published_micro, config)
     child.set_drop_path_progress(0.5)
     logits, aux = child.forward_aux(torch.randn(4, 1, 8, 8))
     assert logits.shape == (4, 10) and aux is not None
@@ -93,7 +99,7 @@ def test_final_child_trains_on_digit_shapes(published_micro: list[int]) -> None:
 def test_published_arc_final_child_parameter_count(published_micro: list[int]) -> None:
     """E's published micro arc at num_layers=15, C=36 on CIFAR shapes (the paper reports 4.6M)."""
     config = MicroNetConfig(num_layers=15, channels=36, aux_head=True, drop_path_keep=0.6, keep_prob=0.8)
-    child = MicroChild(published_micro, config, layout="final")
+    child = _final(published_micro, config)
     total, without_aux = child.num_parameters(), child.num_parameters(include_aux=False)
     print(f"published micro arc, L=15 C=36: {total:,} parameters ({without_aux:,} without the aux head)")
     assert 3.5e6 < without_aux < 5.5e6
@@ -107,6 +113,9 @@ def test_child_rejects_invalid_tokens(published_micro: list[int]) -> None:
     bad = list(published_micro)
     bad[0] = 2
     with pytest.raises(GenotypeError, match="normal cell node 0: input index 2"):
-        MicroChild(bad, MicroNetConfig(num_layers=3, channels=8))
-    with pytest.raises(ValueError, match="layout"):
-        MicroChild(published_micro, MicroNetConfig(num_layers=3, channels=8), layout="other")
+        SearchMicroChild(bad, MicroNetConfig(num_layers=3, channels=8))
+    with pytest.raises(GenotypeError, match="normal cell node 0: input index 2"):
+        _final(bad, MicroNetConfig(num_layers=3, channels=8))
+    structured = get_space("micro", num_nodes=5).structured(published_micro)
+    with pytest.raises(ValueError, match="nodes"):
+        MicroChild(structured, MicroNetConfig(num_layers=3, channels=8, num_nodes=4))

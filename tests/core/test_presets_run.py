@@ -133,7 +133,7 @@ def test_paper_ptb_runs_on_mikolov_text(data_root: Path) -> None:
 
 
 def test_a_missing_file_names_itself_and_the_layout(tmp_path: Path) -> None:
-    from enas_core.data.loading import DatasetError
+    from enas_core.data.errors import DatasetError
 
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     write_cifar(folder)

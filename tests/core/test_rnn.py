@@ -11,15 +11,10 @@ import torch
 
 from enas_core.data.synthetic import synthetic_ptb
 from enas_core.lm import LMConfig, LMRetrainConfig, LMSharedTrainer, retrain_lm
-from enas_core.models.rnn import (
-    RnnChild,
-    SharedRnnModel,
-    loose_ends,
-    num_rnn_tokens,
-    pair_index,
-    parse_rnn_tokens,
-)
-from enas_core.spaces import GenotypeError, RnnSpace
+from enas_core.registry import retrainer
+from enas_core.spaces import GenotypeError
+from enas_core.zoo.rnn.shared import SearchRnnChild, SharedRnnModel, pair_index
+from enas_core.zoo.rnn.space import RnnSpace, loose_ends, num_rnn_tokens, parse_rnn_tokens
 
 torch.set_num_threads(1)
 
@@ -108,7 +103,7 @@ def test_child_from_shared_gives_identical_outputs(seed: int) -> None:
     torch.manual_seed(seed)
     shared = SharedRnnModel(V, H, N, dropout_input=0.3, dropout_hidden=0.3, dropout_output=0.3)
     arch = random_arch(N, seed)
-    child = RnnChild.from_shared(shared, arch)
+    child = SearchRnnChild.from_shared(shared, arch)
     x = torch.randint(0, V, (6, 4))  # (T, B)
     h0 = torch.randn(4, H)
     expected = shared(x, h0, arch, generator=torch.Generator().manual_seed(1))
@@ -180,8 +175,8 @@ def test_retrain_lm_selects_on_validation(corpus) -> None:
 
 
 def test_registered_as_the_rnn_shared_trainer(corpus) -> None:
-    from enas_core.registry import RETRAINERS, make_shared_trainer
+    from enas_core.registry import make_shared_trainer
 
     trainer = make_shared_trainer(RnnSpace(num_nodes=4), _lm_config().__dict__, corpus, seed=0, device="cpu")
     assert isinstance(trainer, LMSharedTrainer) and trainer.num_nodes == 4
-    assert RETRAINERS["rnn"] in (retrain_lm, "enas_core.lm:retrain_lm")
+    assert retrainer(RnnSpace(num_nodes=4)) is retrain_lm

@@ -9,8 +9,11 @@ import sys
 
 import pytest
 
-from enas_core.spaces import GenotypeError, MacroSpace, MicroSpace, RnnSpace, get_space
-from tests.core.conftest import PUBLISHED_MICRO
+from enas_core.spaces import GenotypeError, get_space
+from enas_core.zoo.macro.space import MacroSpace
+from enas_core.zoo.micro.space import MicroSpace
+from enas_core.zoo.rnn.space import RnnSpace
+from tests.core.conftest import PUBLISHED_MICRO, space_cases
 
 
 def test_micro_sizes_and_tokens() -> None:
@@ -86,7 +89,7 @@ def test_micro_canonical_sorts_node_pairs() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,params", [("micro", {}), ("macro", {"num_layers": 5}), ("rnn", {"num_nodes": 6})]
+    "name,params", space_cases({"micro": {}, "macro": {"num_layers": 5}, "rnn": {"num_nodes": 6}})
 )
 def test_structured_round_trip(name: str, params: dict[str, int]) -> None:
     import random

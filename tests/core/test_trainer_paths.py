@@ -24,9 +24,11 @@ from enas_core.image_trainer import SharedTrainer
 from enas_core.lm import LMConfig, LMSharedTrainer
 from enas_core.registry import make_shared_trainer
 from enas_core.runtime import make_sgd
-from enas_core.spaces import RnnSpace, get_space
+from enas_core.spaces import get_space
+from enas_core.zoo.rnn.space import RnnSpace
+from tests.core.conftest import space_cases
 
-SPACES = [("micro", {"num_nodes": 2}), ("macro", {"num_layers": 3})]
+SPACES = space_cases({"micro": {"num_nodes": 2}, "macro": {"num_layers": 3}}, task="image")
 
 
 def _shared(name: str, params: dict[str, int], digits: ImageDataset, **child: Any) -> SharedTrainer:

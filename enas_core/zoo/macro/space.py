@@ -7,9 +7,17 @@ layer j's output into layer i. L + L(L-1)/2 tokens (78 for L = 12).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-from enas_core.spaces.base import Decision, GenotypeError, Space, choice_index, require_list
+from enas_core.spaces.base import (
+    ArrayLike,
+    Decision,
+    GenotypeError,
+    Space,
+    choice_index,
+    int_list,
+    require_list,
+)
 
 MACRO_OPS: tuple[str, ...] = (
     "conv_3x3",
@@ -21,9 +29,73 @@ MACRO_OPS: tuple[str, ...] = (
 )
 
 
+class MacroLayer(NamedTuple):
+    """One layer's decisions: the op id and one 0/1 flag per earlier layer."""
+
+    op: int
+    skips: tuple[int, ...]
+
+
 def layer_offset(layer: int) -> int:
     """Token index of layer `layer`'s op decision."""
     return layer + layer * (layer - 1) // 2
+
+
+def num_macro_tokens(num_layers: int) -> int:
+    """Length of a macro token list: ``L + L(L-1)/2``."""
+    return layer_offset(num_layers)
+
+
+def parse_macro_tokens(
+    tokens: Sequence[int] | ArrayLike, num_layers: int, num_ops: int = len(MACRO_OPS)
+) -> list[MacroLayer]:
+    """Split a flat token list (or a 1-d tensor) into per-layer decisions.
+
+    Raises:
+        GenotypeError: wrong length, an op outside [0, num_ops-1] or a skip flag not 0/1 (names the position).
+    """
+    flat = int_list(tokens)
+    expected = num_macro_tokens(num_layers)
+    if len(flat) != expected:
+        raise GenotypeError(f"macro tokens: expected {expected} for {num_layers} layers, got {len(flat)}")
+    layers: list[MacroLayer] = []
+    for i in range(num_layers):
+        pos = layer_offset(i)
+        op, skips = flat[pos], tuple(flat[pos + 1 : pos + 1 + i])
+        if not 0 <= op < num_ops:
+            msg = f"macro tokens: position {pos} (layer {i} op) is {op}, not in [0, {num_ops - 1}]"
+            raise GenotypeError(msg, pos)
+        for j, s in enumerate(skips):
+            if s not in (0, 1):
+                where = pos + 1 + j
+                raise GenotypeError(
+                    f"macro tokens: position {where} (layer {i} skip {j}) is {s}, not 0/1", where
+                )
+        layers.append(MacroLayer(op, skips))
+    return layers
+
+
+def skip_sources(arch: Sequence[MacroLayer]) -> list[tuple[int, ...]]:
+    """For each layer, the earlier layers whose outputs it combines (its skip flags set)."""
+    return [tuple(j for j, s in enumerate(layer.skips) if s) for layer in arch]
+
+
+def network_config(
+    params: Mapping[str, int], retrain: Mapping[str, Any], shape: Mapping[str, int]
+) -> dict[str, Any]:
+    """The final network's shape (`enas_core.zoo.macro.child.MacroChild`'s arguments).
+
+    Raises:
+        KeyError: a needed key is missing.
+    """
+    return {
+        "num_layers": params["num_layers"],  # the genotype fixes L
+        "channels": int(retrain["channels"]),
+        "num_classes": shape["num_classes"],
+        "in_channels": shape["in_channels"],
+        "image_size": shape["image_size"],
+        "keep_prob": float(retrain["keep_prob"]),
+    }
 
 
 class MacroSpace(Space):
@@ -53,18 +125,15 @@ class MacroSpace(Space):
                 out.append(Decision(len(out), f"layer {i}", f"skip (from layer {j})", "skip", 2))
         return out
 
-    def layers(self, tokens: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
+    def layers(self, tokens: Sequence[int]) -> list[MacroLayer]:
         """[(op, (s_0..s_{i-1})) for each layer i], validated."""
-        t = self.tokens(tokens)
-        return [
-            (t[layer_offset(i)], t[layer_offset(i) + 1 : layer_offset(i) + 1 + i])
-            for i in range(self.num_layers)
-        ]
+        return parse_macro_tokens(self.tokens(tokens), self.num_layers, self.num_ops)
 
     def structured(self, tokens: Sequence[int]) -> dict[str, Any]:
+        arch = self.layers(tokens)
         layers = [
-            {"op": self.op_names[op], "skips": [j for j, s in enumerate(skips) if s]}
-            for op, skips in self.layers(tokens)
+            {"op": self.op_names[layer.op], "skips": list(sources)}
+            for layer, sources in zip(arch, skip_sources(arch), strict=True)
         ]
         return {"layers": layers}
 

@@ -1,12 +1,20 @@
-"""Building blocks of the standalone CNN children (copied into model.py; torch only).
+"""Building blocks of the image spaces' networks (torch only; copied into the exported model.py).
 
-The same computations and parameter names as `enas_core.ops`, so a package child's
-``state_dict()`` loads into the exported module unchanged (tests/core/test_export.py checks it).
+The one definition of the CNN ops: every image space's final child (`enas_core.zoo.<name>.child`)
+and shared model build on these. `codegen` copies the text below the `BODY_MARKER` line into the
+standalone model.py, so nothing here may import anything but torch and the standard library.
+
+Ops are built BY NAME from a space's registry (`create_op(registry, name, channels, stride)`), in
+the spirit of timm's `create_model` and DARTS' `OPS`: a registry maps each op name of the space to a
+constructor ``(channels, stride) -> nn.Module``. All convolutions have no bias (a BatchNorm follows),
+BN momentum 0.1 / eps 1e-5 (PyTorch convention), He-normal (fan-in) init as in E's `create_weight`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,10 +73,14 @@ class SepConv(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve H and W: two 1x1 stride-2 convs (on x and on x shifted by one pixel), concat, BN."""
+    """Halve H and W without dropping pixels: two 1x1 stride-2 convs, one on x and one on x
+    shifted by one pixel (zero pad right/bottom), concatenated to c_out channels, then BN.
+    No ReLU inside (callers add one where E does). Odd sizes give ceil(H/2)."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
+        if c_out % 2:
+            raise ValueError(f"factorized reduction needs an even channel count, got {c_out}")
         self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False)
         self.conv2 = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False)
         self.bn = bn(c_out)
@@ -90,22 +102,27 @@ class ReLUFactorizedReduce(nn.Module):
         return self.reduce(F.relu(x))
 
 
-def pool3x3(kind: int, x: Tensor, stride: int = 1) -> Tensor:
-    """kind 2: average pool (padding excluded from the mean), kind 3: max pool; 3x3, same padding."""
-    if kind == 2:
-        return F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
-    return F.max_pool2d(x, 3, stride, 1)
+POOL_KINDS = ("avg", "max")
+
+
+def pool(kind: str, x: Tensor, stride: int = 1, kernel: int = 3) -> Tensor:
+    """``kind`` "avg" (padding excluded from the mean) or "max" pooling, kxk, same padding."""
+    if kind == "avg":
+        return F.avg_pool2d(x, kernel, stride, kernel // 2, count_include_pad=False)
+    return F.max_pool2d(x, kernel, stride, kernel // 2)
 
 
 class Pool(nn.Module):
-    """3x3 average (kind 2) or max (kind 3) pooling as a module."""
+    """kxk average or max pooling (``kind`` "avg" | "max") as a module, same padding."""
 
-    def __init__(self, kind: int, stride: int = 1) -> None:
+    def __init__(self, kind: str, stride: int = 1, kernel: int = 3) -> None:
         super().__init__()
-        self.kind, self.stride = kind, stride
+        if kind not in POOL_KINDS:
+            raise ValueError(f"pool kind must be one of {POOL_KINDS}, not {kind!r}")
+        self.kind, self.stride, self.kernel = kind, stride, kernel
 
     def forward(self, x: Tensor) -> Tensor:
-        return pool3x3(self.kind, x, self.stride)
+        return pool(self.kind, x, self.stride, self.kernel)
 
 
 class Calibrate(nn.Module):
@@ -126,13 +143,20 @@ class Calibrate(nn.Module):
         return self.pp(s0), self.p(s1)  # both (B, c_out, H, W)
 
 
+def aux_pool_geometry(spatial: int) -> tuple[int, int, int]:
+    """(pool kernel, pool stride, pooled size) of the aux head for a `spatial` x `spatial` input:
+    E's 5x5 stride-3 valid average pool, shrunk to fit inputs smaller than 5."""
+    kernel = min(5, spatial)
+    stride = 3
+    return kernel, stride, (spatial - kernel) // stride + 1
+
+
 class AuxHead(nn.Module):
     """Auxiliary classifier (training only): ReLU -> avgpool -> 1x1 conv 128 -> conv 768 -> FC."""
 
     def __init__(self, c_in: int, spatial: int, num_classes: int) -> None:
         super().__init__()
-        kernel, stride = min(5, spatial), 3
-        pooled = (spatial - kernel) // stride + 1
+        kernel, stride, pooled = aux_pool_geometry(spatial)
         self.pool = nn.AvgPool2d(kernel, stride)
         self.proj = nn.Conv2d(c_in, 128, 1, bias=False)
         self.bn1 = bn(128)
@@ -162,13 +186,31 @@ def reduced_size(size: int, times: int) -> int:
     return size
 
 
-def image_example_input(network: dict, batch_size: int = 2) -> tuple[Tensor, ...]:
+OpFactory = Callable[[int, int], nn.Module]
+"""An op constructor of a space's registry: (channels, stride) -> the op's module."""
+
+
+def create_op(registry: Mapping[str, OpFactory], name: str, channels: int, stride: int = 1) -> nn.Module:
+    """The op `name` of a space's op registry, built for `channels` channels at `stride`.
+
+    Raises:
+        KeyError: the registry has no op of that name (names the known ones).
+    """
+    factory = registry.get(name)
+    if factory is None:
+        raise KeyError(f"unknown op {name!r} (known: {', '.join(registry)})")
+    return factory(channels, stride)
+
+
+def image_example_input(network: Mapping[str, Any], batch_size: int = 2) -> tuple[Tensor, ...]:
     """A random image batch ``(B, in_channels, S, S)`` of the network's input shape."""
     size = network["image_size"]
     return (torch.randn(batch_size, network["in_channels"], size, size),)
 
 
-def image_train_step(model: nn.Module, network: dict, inputs: tuple[Tensor, ...], lr: float = 0.05) -> float:
+def image_train_step(
+    model: nn.Module, network: Mapping[str, Any], inputs: tuple[Tensor, ...], lr: float = 0.05
+) -> float:
     """One SGD step of cross-entropy on random labels; returns the loss before the step."""
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)

@@ -1,22 +1,17 @@
-"""Micro (cell) CNN models: the shared-weight search network and the standalone child.
+"""The micro (cell) CNN's shared-weight search network (E's `_enas_layer`) and its builders.
 
-Stacking (both layouts): stem 3x3 conv to 3C + BN, then num_layers + 2 cells with reductions at
-p and 2p + 1 (p = num_layers // 3); C doubles at each reduction; head ReLU -> global average
-pool -> dropout -> FC (no bias). Optional auxiliary head after cell 2p + 2 (training only).
+Stacking, stem, head, config and the final child come from `enas_core.zoo.micro.child` (the one
+definition of the final child); tokens are decoded by `enas_core.zoo.micro.space`.
 
-* `SharedMicroNet` (search layout, E's `_enas_layer`): path-only, only the sampled ops run.
-  A reduction layer first factorized-reduces the previous output and then runs the cell at
-  stride 1. Separable-conv weights are indexed by (node, input slot, input index) as in E;
-  the cell output is concat(loose ends) -> ReLU -> 1x1 conv whose weight is assembled from
-  per-node slices -> BN, back to C channels.
-The config, stacking helpers, stem and head live in `micro_common`, the final layout in
-`micro_final`; all are re-exported here.
-
-* `MicroChild` (one genotype): `layout="search"` is the same computation as the shared net
-  (built with only the path's modules, same parameter names, so `from_shared` copies exactly
-  the path's weights); `layout="final"` is E's `_fixed_layer` child (concat of loose ends,
-  stride 2 on ops reading the cell inputs in reduction cells, identity -> factorized reduce,
-  drop path on non-identity ops, aux head weight handled by the trainer).
+* `SharedMicroNet` (search layout): path-only, only the sampled ops run. A reduction layer first
+  factorized-reduces the previous output and then runs the cell at stride 1. Separable-conv
+  weights are indexed by (node, input slot, input index, kernel) as in E; the cell output is
+  concat(loose ends) -> ReLU -> 1x1 conv whose weight is assembled from per-node slices -> BN,
+  back to C channels.
+* `SearchMicroChild` (one genotype, search layout): the same computation as the shared net, built
+  with only the path's modules and the same parameter names, so `from_shared` copies exactly the
+  path's weights.
+* `build_shared` / `build_final`: the plugin's model builders.
 """
 
 from __future__ import annotations
@@ -29,45 +24,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enas_core.models.micro_common import (
-    IDENTITY,
-    SEP_KERNELS,
-    MicroNetConfig,
-    aux_layer,
-    head,
-    reduction_layers,
-    split_cells,
-    stem,
-)
-from enas_core.models.micro_final import FinalCell, FinalMicroNet
-from enas_core.ops import (
+from enas_core.measure import count_parameters
+from enas_core.zoo.image_ops import (
     AuxHead,
     Calibrate,
     FactorizedReduce,
     SepConv,
     bn,
-    count_parameters,
     he_init,
-    pool3x3,
+    pool,
     reduced_size,
 )
-from enas_core.spaces.micro import MicroSpace, loose_ends
+from enas_core.zoo.micro.child import (
+    IDENTITY,
+    MicroChild,
+    MicroNetConfig,
+    aux_layer,
+    head,
+    read_aux,
+    reduction_layers,
+    stem,
+)
+from enas_core.zoo.micro.space import MicroSpace, cell_nodes, loose_ends, split_cells
 
-__all__ = [
-    "IDENTITY",
-    "SEP_KERNELS",
-    "FinalCell",
-    "FinalMicroNet",
-    "MicroChild",
-    "MicroNetConfig",
-    "SearchCell",
-    "SharedMicroNet",
-    "aux_layer",
-    "build_final",
-    "build_shared",
-    "reduction_layers",
-    "split_cells",
-]
+SEP_KERNELS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
+"""The search layout's separable convs by op name: their kernel (part of the parameter names)."""
+SEARCH_POOLS = {"avg_pool_3x3": "avg", "max_pool_3x3": "max"}
 
 
 # --- search layout ---------------------------------------------------------------------------
@@ -103,35 +85,33 @@ class SearchCell(nn.Module):
         for w in self.out_w.values():
             nn.init.normal_(w, 0.0, math.sqrt(2.0 / c_out))
 
-    def _conv_keys(self, cell_tokens: Sequence[int] | None) -> list[tuple[int, int, int, int]]:
+    def _conv_keys(self, cell_tokens: Sequence[int] | None) -> list[tuple[int, int, int, str]]:
         if cell_tokens is None:
             return [
                 (k, slot, i, op)
                 for k in range(self.num_nodes)
                 for slot in (0, 1)
                 for i in range(k + 2)
-                for op in (0, 1)
+                for op in SEP_KERNELS
             ]
-        keys = []
-        for k in range(self.num_nodes):
-            for slot in (0, 1):
-                idx, op = cell_tokens[4 * k + 2 * slot], cell_tokens[4 * k + 2 * slot + 1]
-                if op in SEP_KERNELS:
-                    keys.append((k, slot, idx, op))
-        return keys
+        return [
+            (k, slot, idx, op)
+            for k, node in enumerate(cell_nodes(cell_tokens, self.num_nodes))
+            for slot, (idx, op) in enumerate(node)
+            if op in SEP_KERNELS
+        ]
 
-    def _op(self, x: Tensor, node: int, slot: int, idx: int, op: int) -> Tensor:
+    def _op(self, x: Tensor, node: int, slot: int, idx: int, op: str) -> Tensor:
         if op in SEP_KERNELS:
             return self.convs[_conv_key(node, slot, idx, op)](x)
         if op == IDENTITY:
             return x
-        return pool3x3(op, x)
+        return pool(SEARCH_POOLS[op], x)
 
     def forward(self, s0: Tensor, s1: Tensor, cell_tokens: Sequence[int]) -> Tensor:
         s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
         states = [s0, s1]
-        for k in range(self.num_nodes):
-            i1, o1, i2, o2 = cell_tokens[4 * k : 4 * k + 4]
+        for k, ((i1, o1), (i2, o2)) in enumerate(cell_nodes(cell_tokens, self.num_nodes)):
             states.append(self._op(states[i1], k, 0, i1, o1) + self._op(states[i2], k, 1, i2, o2))
         loose = loose_ends(cell_tokens, self.num_nodes)
         out = torch.cat([states[i] for i in loose], dim=1)  # (B, n_loose * C, H, W)
@@ -140,7 +120,7 @@ class SearchCell(nn.Module):
         return self.out_bn(out)
 
 
-def _conv_key(node: int, slot: int, idx: int, op: int) -> str:
+def _conv_key(node: int, slot: int, idx: int, op: str) -> str:
     return f"n{node}_s{slot}_i{idx}_k{SEP_KERNELS[op]}"
 
 
@@ -148,7 +128,7 @@ class SharedMicroNet(nn.Module):
     """The shared-weight micro search network (path-only).
 
     `tokens` None builds every candidate (the shared model); a genotype builds only its path
-    (used by `MicroChild(layout="search")`; parameter names match the shared model's).
+    (used by `SearchMicroChild`; parameter names match the shared model's).
     `forward(x, tokens)` runs only the ops the genotype selects.
     """
 
@@ -199,90 +179,52 @@ class SharedMicroNet(nn.Module):
             if cell.pre_reduce is not None:
                 s0, s1 = s1, cell.pre_reduce(s1)  # (B, C_prev, H, W), (B, 2 C_prev, H/2, W/2)
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
-            if (
-                with_aux
-                and self.aux is not None
-                and self.training
-                and layer == aux_layer(self.config.num_layers)
-            ):
-                aux = self.aux(s1)  # (B, num_classes)
+            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
+                aux = read_aux(self.aux, s1)
         return head(self.config, self.classifier, s1, self.training), aux
 
 
-# --- the standalone child --------------------------------------------------------------------
-class MicroChild(nn.Module):
-    """A standalone network for ONE micro genotype.
+# --- one genotype in the search layout ---------------------------------------------------------
+class SearchMicroChild(nn.Module):
+    """A standalone network for ONE micro genotype in the search layout (the shared model's
+    computation, only the path's modules). `forward(x)` -> logits; `forward_aux(x)` -> (logits,
+    aux logits or None).
 
-    Args:
-        tokens: the genotype (validated against MicroSpace(num_nodes, num_ops)).
-        config: network shape.
-        layout: "final" (E's final child) or "search" (the shared model's computation).
-    `forward(x)` -> logits; `forward_aux(x)` -> (logits, aux logits or None).
+    Raises:
+        GenotypeError: `tokens` is not a genotype of MicroSpace(config.num_nodes, config.num_ops).
     """
 
-    def __init__(self, tokens: Sequence[int], config: MicroNetConfig, layout: str = "final") -> None:
+    layout = "search"
+
+    def __init__(self, tokens: Sequence[int], config: MicroNetConfig) -> None:
         super().__init__()
         space = MicroSpace(num_nodes=config.num_nodes, num_ops=config.num_ops)
         self.tokens = space.tokens(tokens)
-        self.layout = layout
         self.config = config
-        self.net: SharedMicroNet | FinalMicroNet
-        if layout == "search":
-            self.net = SharedMicroNet(config, tokens=self.tokens)
-        elif layout == "final":
-            self.net = FinalMicroNet(config, self.tokens)
-        else:
-            raise ValueError(f"unknown layout {layout!r} (search | final)")
+        self.net = SharedMicroNet(config, tokens=self.tokens)
 
     @classmethod
-    def from_shared(cls, shared: SharedMicroNet, tokens: Sequence[int]) -> MicroChild:
-        """A search-layout child holding copies of exactly the shared weights (and BN statistics)
-        on `tokens`' path: same input, same mode -> same output."""
-        child = cls(tokens, shared.config, layout="search")
+    def from_shared(cls, shared: SharedMicroNet, tokens: Sequence[int]) -> SearchMicroChild:
+        """A child holding copies of exactly the shared weights (and BN statistics) on `tokens`'
+        path: same input, same mode -> same output."""
+        child = cls(tokens, shared.config)
         source = shared.state_dict()
         child.net.load_state_dict({name: source[name].clone() for name in child.net.state_dict()})
         return child.to(next(shared.parameters()).device)
 
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """Fraction of training done (drop path ramps up with it); final layout only."""
-        if isinstance(self.net, FinalMicroNet):
-            self.net.drop_path_progress = float(fraction)
-
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(self.net, SharedMicroNet):
-            return self.net(x, self.tokens)
-        return self.net(x)
+        return self.net(x, self.tokens)
 
     def forward_aux(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        if isinstance(self.net, SharedMicroNet):
-            return self.net.forward_aux(x, self.tokens)
-        return self.net.forward_aux(x)
+        return self.net.forward_aux(x, self.tokens)
 
     def num_parameters(self, include_aux: bool = True) -> int:
         return count_parameters(self.net, exclude=None if include_aux else "aux.")
 
 
-# --- builders (enas_core.registry; duck-typed configs: ChildConfig / RetrainConfig) ------------
-def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
-    """The shared model for `space` from a ChildConfig-like `cfg` and an ImageDataset-like `data`."""
-    return SharedMicroNet(
-        MicroNetConfig(
-            num_layers=cfg.num_layers,
-            channels=cfg.channels,
-            num_nodes=space.num_nodes,
-            num_ops=space.num_ops,
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            image_size=data.image_size,
-            keep_prob=cfg.keep_prob,
-            aux_head=cfg.aux_weight > 0,
-        )
-    )
-
-
-def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -> MicroChild:
-    """The final-layout child of `tokens` from a RetrainConfig-like `cfg`."""
-    config = MicroNetConfig(
+# --- builders (the plugin's; duck-typed configs: ChildConfig / RetrainConfig) --------------------
+def _config(space: MicroSpace, cfg: Any, data: Any, drop_path_keep: float | None = None) -> MicroNetConfig:
+    return MicroNetConfig(
         num_layers=cfg.num_layers,
         channels=cfg.channels,
         num_nodes=space.num_nodes,
@@ -292,6 +234,21 @@ def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -
         image_size=data.image_size,
         keep_prob=cfg.keep_prob,
         aux_head=cfg.aux_weight > 0,
-        drop_path_keep=cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None,
+        drop_path_keep=drop_path_keep,
     )
-    return MicroChild(tokens, config, layout="final")
+
+
+def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
+    """The shared model for `space` from a ChildConfig-like `cfg` and an ImageDataset-like `data`."""
+    return SharedMicroNet(_config(space, cfg, data))
+
+
+def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -> MicroChild:
+    """The final-layout child of `tokens` from a RetrainConfig-like `cfg`.
+
+    Raises:
+        GenotypeError: `tokens` is not a genotype of `space`.
+    """
+    structured = space.structured(tokens)
+    drop_path_keep = cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None
+    return MicroChild(structured, _config(space, cfg, data, drop_path_keep))

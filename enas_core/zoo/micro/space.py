@@ -69,11 +69,7 @@ class MicroSpace(Space):
 
     def _cell_structured(self, cell: tuple[int, ...]) -> dict[str, Any]:
         nodes = [
-            {
-                "inputs": [cell[4 * k], cell[4 * k + 2]],
-                "ops": [self.op_names[cell[4 * k + 1]], self.op_names[cell[4 * k + 3]]],
-            }
-            for k in range(self.num_nodes)
+            {"inputs": [i1, i2], "ops": [o1, o2]} for (i1, o1), (i2, o2) in cell_nodes(cell, self.num_nodes)
         ]
         return {"nodes": nodes, "concat": loose_ends(cell, self.num_nodes)}
 
@@ -123,7 +119,45 @@ def loose_ends(cell: Sequence[int], num_nodes: int) -> list[int]:
     return [i for i in range(num_nodes + 2) if i not in used]
 
 
-def node_inputs(cell: Sequence[int], node: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((idx1, op1), (idx2, op2)) of computed node `node` in one cell's tokens."""
-    base = 4 * node
-    return (cell[base], cell[base + 1]), (cell[base + 2], cell[base + 3])
+def split_cells(tokens: Sequence[int], num_nodes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(normal, reduce) cell tokens as plain ints (length-checked only: callers validate).
+
+    Raises:
+        ValueError: not 8 * num_nodes tokens.
+    """
+    t = tuple(int(v) for v in tokens)
+    if len(t) != 8 * num_nodes:
+        raise ValueError(f"micro genotype needs {8 * num_nodes} tokens, got {len(t)}")
+    return t[: 4 * num_nodes], t[4 * num_nodes :]
+
+
+def cell_nodes(cell: Sequence[int], num_nodes: int) -> list[tuple[tuple[int, str], tuple[int, str]]]:
+    """One cell's tokens decoded: ((input, op name), (input, op name)) of each computed node."""
+    return [
+        ((cell[4 * k], MICRO_OPS[cell[4 * k + 1]]), (cell[4 * k + 2], MICRO_OPS[cell[4 * k + 3]]))
+        for k in range(num_nodes)
+    ]
+
+
+def network_config(
+    params: Mapping[str, int], retrain: Mapping[str, Any], shape: Mapping[str, int]
+) -> dict[str, Any]:
+    """The final network's shape (the fields of `enas_core.zoo.micro.child.MicroNetConfig`) from
+    the space's params, a spec's retrain section and the dataset's input shape.
+
+    Raises:
+        KeyError: a needed key is missing.
+    """
+    drop_path_keep = float(retrain.get("drop_path_keep", 1.0))
+    return {
+        "num_layers": int(retrain["num_layers"]),
+        "channels": int(retrain["channels"]),
+        "num_nodes": params["num_nodes"],
+        "num_ops": params["num_ops"],
+        "in_channels": shape["in_channels"],
+        "num_classes": shape["num_classes"],
+        "image_size": shape["image_size"],
+        "keep_prob": float(retrain["keep_prob"]),
+        "aux_head": float(retrain.get("aux_weight", 0.0)) > 0,
+        "drop_path_keep": drop_path_keep if drop_path_keep < 1.0 else None,
+    }

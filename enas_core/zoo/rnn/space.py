@@ -9,11 +9,84 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-from enas_core.spaces.base import Decision, GenotypeError, Space, choice_index, require_list
+from enas_core.spaces.base import (
+    ArrayLike,
+    Decision,
+    GenotypeError,
+    Space,
+    choice_index,
+    int_list,
+    require_list,
+)
 
 RNN_ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "identity", "sigmoid")
+DEFAULT_INIT_RANGE = 0.05  # enas_core.lm.LMRetrainConfig.init_range
+
+
+class RnnNode(NamedTuple):
+    """One node's decisions: the node it reads (-1 for node 0: ``[x_t, h_{t-1}]``) and its activation."""
+
+    prev: int
+    act: int
+
+
+def num_rnn_tokens(num_nodes: int) -> int:
+    """Length of an RNN token list: ``2N - 1``."""
+    return 2 * num_nodes - 1
+
+
+def parse_rnn_tokens(
+    tokens: Sequence[int] | ArrayLike, num_nodes: int, num_funcs: int = len(RNN_ACTIVATIONS)
+) -> list[RnnNode]:
+    """Split a flat token list (or a 1-d tensor) into per-node decisions.
+
+    Raises:
+        GenotypeError: wrong length or a value out of range (naming the position).
+    """
+    flat = int_list(tokens)
+    if len(flat) != num_rnn_tokens(num_nodes):
+        raise GenotypeError(
+            f"rnn tokens: expected {num_rnn_tokens(num_nodes)} for {num_nodes} nodes, got {len(flat)}"
+        )
+    nodes = [RnnNode(-1, flat[0])] + [RnnNode(flat[2 * k - 1], flat[2 * k]) for k in range(1, num_nodes)]
+    for k, node in enumerate(nodes):
+        pos = 2 * k  # the activation's position
+        if not 0 <= node.act < num_funcs:
+            msg = (
+                f"rnn tokens: position {pos} (node {k} activation) is {node.act}, not in [0, {num_funcs - 1}]"
+            )
+            raise GenotypeError(msg, pos)
+        if k > 0 and not 0 <= node.prev < k:
+            msg = f"rnn tokens: position {pos - 1} (node {k} input) is {node.prev}, not in [0, {k - 1}]"
+            raise GenotypeError(msg, pos - 1)
+    return nodes
+
+
+def loose_ends(arch: Sequence[RnnNode]) -> list[int]:
+    """Nodes no other node reads (their mean is the cell output)."""
+    used = {node.prev for node in arch[1:]}
+    return [k for k in range(len(arch)) if k not in used]
+
+
+def network_config(
+    params: Mapping[str, int], retrain: Mapping[str, Any], shape: Mapping[str, int]
+) -> dict[str, Any]:
+    """The final network's shape (`enas_core.zoo.rnn.child.RnnChild`'s sizes).
+
+    Raises:
+        KeyError: a needed key is missing.
+    """
+    return {
+        "vocab_size": shape["vocab_size"],
+        "hidden_size": int(retrain["hidden_size"]),
+        "num_nodes": params["num_nodes"],
+        "dropout_input": float(retrain["dropout_input"]),
+        "dropout_hidden": float(retrain["dropout_hidden"]),
+        "dropout_output": float(retrain["dropout_output"]),
+        "init_range": float(retrain.get("init_range", DEFAULT_INIT_RANGE)),
+    }
 
 
 class RnnSpace(Space):
@@ -42,15 +115,17 @@ class RnnSpace(Space):
             out.append(Decision(len(out), f"node {node}", "activation", "activation", self.num_funcs))
         return out
 
+    def parse(self, tokens: Sequence[int]) -> list[RnnNode]:
+        """Per-node decisions (`RnnNode`: input node, -1 for node 0, and activation), validated."""
+        return parse_rnn_tokens(self.tokens(tokens), self.num_nodes, self.num_funcs)
+
     def nodes(self, tokens: Sequence[int]) -> list[tuple[int | None, int]]:
         """[(input node or None for node 0, activation) for each node], validated."""
-        t = self.tokens(tokens)
-        return [(None, t[0])] + [(t[2 * node - 1], t[2 * node]) for node in range(1, self.num_nodes)]
+        return [(None if k == 0 else node.prev, node.act) for k, node in enumerate(self.parse(tokens))]
 
     def outputs(self, tokens: Sequence[int]) -> list[int]:
         """The loose ends (averaged into the cell output)."""
-        used = {j for j, _ in self.nodes(tokens) if j is not None}
-        return [node for node in range(self.num_nodes) if node not in used]
+        return loose_ends(self.parse(tokens))
 
     def structured(self, tokens: Sequence[int]) -> dict[str, Any]:
         nodes: list[dict[str, Any]] = []

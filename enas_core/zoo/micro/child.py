@@ -1,0 +1,240 @@
+"""The standalone micro (cell) child, final layout: the one definition (torch and image_ops only).
+
+E's `_fixed_layer` child. Stem 3x3 conv to 3C + BN, then num_layers + 2 cells with reductions at p
+and 2p + 1 (p = num_layers // 3) where C doubles; head ReLU -> global average pool -> dropout -> FC
+(no bias); optional auxiliary head after cell 2p + 2 (training only).
+
+Each cell: calibrate its two inputs (factorized reduction of a higher-resolution input, else
+ReLU-1x1-BN on a channel mismatch), ReLU-1x1-BN on input 1 ("layer base"), the nodes (each the sum
+of two ops, built by name from `MICRO_OP_REGISTRY`), output = concat of the loose ends (inputs
+included). In a reduction cell the ops reading cell inputs 0/1 run at stride 2, an identity on them
+becomes a factorized reduction, and a loose input is factorized-reduced before the concat. Drop path
+on non-identity ops, keep 1 - ((l + 1) / (L + 2)) * progress * (1 - drop_path_keep).
+
+The child is built from the genotype's decoded (structured) form, ``{"normal": cell, "reduce":
+cell}`` with ``cell = {"nodes": [{"inputs": [i, j], "ops": [name, name]}, ...], "concat": [...]}``
+(`MicroSpace.structured`), so it needs no token decoding. `codegen` copies the text below the
+`BODY_MARKER` line into the exported model.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from enas_core.zoo.image_ops import (
+    AuxHead,
+    Calibrate,
+    FactorizedReduce,
+    OpFactory,
+    Pool,
+    ReLUConvBN,
+    SepConv,
+    bn,
+    create_op,
+    drop_path,
+    he_init,
+    image_example_input,
+    image_train_step,
+    reduced_size,
+)
+
+# --- model.py body ---
+# ---------------------------------------------------------------------------------------------
+# the micro child (final layout)
+
+IDENTITY = "identity"
+MICRO_OP_REGISTRY: dict[str, OpFactory] = {
+    "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride),
+    "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride),
+    "avg_pool_3x3": lambda c, stride: Pool("avg", stride),
+    "max_pool_3x3": lambda c, stride: Pool("max", stride),
+    IDENTITY: lambda c, stride: FactorizedReduce(c, c) if stride == 2 else nn.Identity(),
+}
+"""The micro space's ops by name (the final layout): (channels, stride) -> module."""
+
+
+@dataclass(frozen=True)
+class MicroNetConfig:
+    """Shape of a micro network. `keep_prob` is the dropout keep probability before the
+    classifier; `drop_path_keep` (final layout only) the drop-path keep probability of the last
+    cell at the end of training (None: no drop path)."""
+
+    num_layers: int = 6
+    channels: int = 20
+    num_nodes: int = 5
+    num_ops: int = 5
+    in_channels: int = 3
+    num_classes: int = 10
+    image_size: int = 32
+    keep_prob: float = 1.0
+    aux_head: bool = False
+    drop_path_keep: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_size < 4:
+            raise ValueError(f"image_size must be >= 4, got {self.image_size}")
+        if self.channels % 2:
+            raise ValueError(f"channels must be even (factorized reductions), got {self.channels}")
+
+
+def reduction_layers(num_layers: int) -> tuple[int, int]:
+    """Indices of the two reduction cells among num_layers + 2 cells."""
+    p = num_layers // 3
+    return p, 2 * p + 1
+
+
+def aux_layer(num_layers: int) -> int:
+    """Index of the cell after which the auxiliary head reads (2p + 2)."""
+    return reduction_layers(num_layers)[1] + 1
+
+
+def read_aux(aux: AuxHead | None, x: Tensor) -> Tensor | None:
+    """The auxiliary head's logits (B, num_classes) on the cell output `x`, or None without a head."""
+    return None if aux is None else aux(x)
+
+
+def stem(config: MicroNetConfig) -> nn.Sequential:
+    """3x3 conv to 3C channels + BN."""
+    c = 3 * config.channels
+    return nn.Sequential(nn.Conv2d(config.in_channels, c, 3, 1, 1, bias=False), bn(c))
+
+
+def head(config: MicroNetConfig, classifier: nn.Module, x: Tensor, training: bool) -> Tensor:
+    """ReLU -> global average pool -> dropout (keep_prob) -> classifier: logits (B, num_classes)."""
+    x = F.relu(x).mean(dim=(2, 3))  # (B, C)
+    x = F.dropout(x, 1.0 - config.keep_prob, training)
+    return classifier(x)  # (B, num_classes)
+
+
+class FinalCell(nn.Module):
+    """E's `_fixed_layer`: calibrate, ReLU-1x1-BN on input 1, nodes, concat of loose ends.
+
+    `cell` is one cell of the structured genotype; output channels: len(concat) * c_out.
+    """
+
+    def __init__(
+        self, c_pp: int, c_p: int, c_out: int, reduce_pp: bool, reduction: bool, cell: Mapping[str, Any]
+    ) -> None:
+        super().__init__()
+        self.nodes = [(tuple(node["inputs"]), tuple(node["ops"])) for node in cell["nodes"]]
+        self.calibrate = Calibrate(c_pp, c_p, c_out, reduce_pp)
+        self.base = ReLUConvBN(c_out, c_out, 1)
+        self.ops = nn.ModuleList(
+            create_op(MICRO_OP_REGISTRY, op, c_out, 2 if reduction and idx < 2 else 1)
+            for inputs, ops in self.nodes
+            for idx, op in zip(inputs, ops, strict=True)
+        )
+        self.loose = list(cell["concat"])
+        self.combine = nn.ModuleDict(
+            {str(i): FactorizedReduce(c_out, c_out) for i in self.loose if reduction and i < 2}
+        )
+        self.out_channels = len(self.loose) * c_out
+
+    def forward(self, s0: Tensor, s1: Tensor, keep_prob: float) -> Tensor:
+        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
+        states = [s0, self.base(s1)]
+        for k, (inputs, ops) in enumerate(self.nodes):
+            total: Tensor | None = None
+            for slot, (idx, op) in enumerate(zip(inputs, ops, strict=True)):
+                y = self.ops[2 * k + slot](states[idx])  # (B, C, H / stride, W / stride)
+                if op != IDENTITY and keep_prob < 1.0:
+                    y = drop_path(y, keep_prob)
+                total = y if total is None else total + y
+            assert total is not None
+            states.append(total)
+        outs = [self.combine[str(i)](states[i]) if str(i) in self.combine else states[i] for i in self.loose]
+        return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
+
+
+class FinalMicroNet(nn.Module):
+    """The network of one micro genotype (E's final model), from its structured form."""
+
+    def __init__(self, config: MicroNetConfig, structured: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.stem = stem(config)
+        reductions = reduction_layers(config.num_layers)
+        c_pp = c_p = 3 * config.channels
+        c, level_pp, level_p = config.channels, 0, 0
+        self.cells = nn.ModuleList()
+        self.aux: AuxHead | None = None
+        for layer in range(config.num_layers + 2):
+            reduction = layer in reductions
+            c = 2 * c if reduction else c
+            cell_form = structured["reduce" if reduction else "normal"]
+            cell = FinalCell(c_pp, c_p, c, level_pp != level_p, reduction, cell_form)
+            self.cells.append(cell)
+            c_pp, c_p = c_p, cell.out_channels
+            level_pp, level_p = level_p, level_p + int(reduction)
+            if config.aux_head and layer == aux_layer(config.num_layers):
+                self.aux = AuxHead(c_p, reduced_size(config.image_size, level_p), config.num_classes)
+        self.classifier = nn.Linear(c_p, config.num_classes, bias=False)
+        self.drop_path_progress = 0.0  # fraction of training done; drop path ramps up with it
+        he_init(self)
+
+    def _cell_keep(self, layer: int) -> float:
+        keep = self.config.drop_path_keep
+        if keep is None or not self.training:
+            return 1.0
+        layer_keep = 1.0 - (layer + 1) / (self.config.num_layers + 2) * (1.0 - keep)
+        return 1.0 - min(1.0, self.drop_path_progress) * (1.0 - layer_keep)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_aux(x, with_aux=False)[0]
+
+    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
+        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        aux = None
+        for layer, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self._cell_keep(layer))
+            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
+                aux = read_aux(self.aux, s1)
+        return head(self.config, self.classifier, s1, self.training), aux
+
+
+class MicroChild(nn.Module):
+    """The standalone network of one micro genotype (`structured`: `MicroSpace.structured`).
+    `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
+
+    def __init__(self, structured: Mapping[str, Any], config: MicroNetConfig) -> None:
+        super().__init__()
+        for name in ("normal", "reduce"):
+            nodes = structured[name]["nodes"]
+            if len(nodes) != config.num_nodes:
+                raise ValueError(f"the {name} cell has {len(nodes)} nodes, the config {config.num_nodes}")
+        self.config = config
+        self.net = FinalMicroNet(config, structured)
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """Fraction of training done (drop path ramps up with it)."""
+        self.net.drop_path_progress = float(fraction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def forward_aux(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.net.forward_aux(x)
+
+    def num_parameters(self, include_aux: bool = True) -> int:
+        """Number of parameters, with or without the auxiliary head."""
+        return sum(
+            p.numel() for n, p in self.net.named_parameters() if include_aux or not n.startswith("aux.")
+        )
+
+
+def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
+    """The micro child of `genotype` (its ``"structured"`` form) with the shape in `network`
+    (keys: MicroNetConfig's fields)."""
+    names = {f.name for f in fields(MicroNetConfig)}
+    config = MicroNetConfig(**{k: v for k, v in network.items() if k in names})
+    return MicroChild(genotype["structured"], config)
+
+
+example_input = image_example_input
+train_step = image_train_step
