@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo test cluster-test lint bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ demo: install
 
 test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The real `docker compose up` test (tests/compose/): installs Docker from Debian's packages and
+# starts dockerd when missing, builds the images (base image by debootstrap, cached), runs a demo
+# search across two Ray worker containers, kills one mid-search, tears all down. Minutes, not seconds.
+cluster-test: install
+	ENAS_COMPOSE_TEST=1 $(PY) -m pytest -q -s tests/compose $(PYTEST_ARGS)
 
 # The browser test drives Debian's chromium through chromium-driver; installed once, when missing
 # (the test skips, saying so, where they cannot be installed).
