@@ -10,10 +10,15 @@ flow from one actor to the other without a round trip through the driver) or a l
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
+import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -177,16 +182,71 @@ class SharedView:
         return list(ray.get(self.actor.rewards.remote(tokens)))
 
 
-def ensure_ray(settings: Settings) -> None:
-    """Connect to ``settings.ray_address``, or start a local Ray, unless already connected."""
+class ClusterUnreachable(RuntimeError):
+    """The worker cannot attach to the Ray cluster at its address (raised within `ATTACH_TIMEOUT_S`)."""
+
+
+ATTACH_TIMEOUT_S = 15.0
+
+
+def ensure_ray(settings: Settings, *, timeout_s: float = ATTACH_TIMEOUT_S) -> None:
+    """Connect to ``settings.ray_address``, or start a local Ray, unless already connected.
+
+    ``HOST:PORT`` is first probed over TCP, ``auto`` needs a Ray node on this host; either way the
+    attach gives up after ``timeout_s`` instead of hanging.
+
+    Raises:
+        ClusterUnreachable: the address does not answer or ``ray.init`` did not return in time.
+    """
     if ray.is_initialized():
         return
-    options: dict[str, Any] = {"address": settings.ray_address, "ignore_reinit_error": True}
-    if settings.ray_address is None:
+    address = settings.ray_address
+    if address is None:
         # "local": always a new Ray of this process, never a cluster that `ray start` left recorded
         # in /tmp/ray (a plain ray.init() would attach to it).
-        options.update(address="local", include_dashboard=False, num_cpus=settings.ray_num_cpus)
-    ray.init(**options)
+        ray.init(address="local", include_dashboard=False, num_cpus=settings.ray_num_cpus)
+        return
+    _probe(address, timeout_s)
+    failure: list[BaseException] = []
+
+    def attach() -> None:
+        try:
+            ray.init(address=address, ignore_reinit_error=True)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
+            failure.append(e)
+
+    thread = threading.Thread(target=attach, name="ray-attach", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise ClusterUnreachable(
+            f"cannot attach to the Ray cluster at {address!r}: no answer in {timeout_s:g} s"
+        )
+    if failure:
+        raise ClusterUnreachable(
+            f"cannot attach to the Ray cluster at {address!r}: {failure[0]}"
+        ) from failure[0]
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Fail fast when ``address`` names no local Ray node (``auto``) or no open TCP port."""
+    if address == "auto":
+        if not (
+            os.environ.get("RAY_ADDRESS")
+            or Path(tempfile.gettempdir(), "ray", "ray_current_cluster").exists()
+        ):
+            raise ClusterUnreachable(
+                "cannot attach to the Ray cluster at 'auto': no Ray node runs on this host "
+                "(join it first with `ray start --address=HEAD:6379`)"
+            )
+        return
+    if address.startswith("ray://"):
+        return  # Ray Client: ray.init's own timeout applies
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=min(timeout_s, 5.0)).close()
+    except (OSError, ValueError) as e:
+        raise ClusterUnreachable(f"cannot attach to the Ray cluster at {address!r}: {e}") from e
 
 
 def check_resources(plan: SearchPlan, *, local: bool) -> None:

@@ -38,6 +38,7 @@ from service.queue import Job, Queue
 from service.queue.connection import connect
 from service.settings import Settings
 from service.store import Store, db
+from workers.actors import ensure_ray
 from workers.lease import LeaseKeeper
 from workers.reconciler import Maintenance, Reconciler
 from workers.retrain_job import run_retrain_job
@@ -104,6 +105,8 @@ def run_worker(
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    if settings.ray_address is not None:
+        ensure_ray(settings)  # attach now: a worker that cannot reach its cluster exits in seconds
     with _stop_on_signals(stop):
         try:
             _migrate(settings, stop)

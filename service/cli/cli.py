@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from service.cli import searches  # noqa: F401  (registers the search commands first, for --help)
-from service.cli.common import EXIT_FAILURE, EXIT_OK, app, console, db_app
+from service.cli.common import EXIT_FAILURE, EXIT_OK, app, console, db_app, err_console
 
 
 @app.command()
@@ -31,11 +31,16 @@ def worker(
     """Run a worker: take searches from the queue and run them on Ray."""
     from service.logging import configure_logging
     from service.settings import get_settings
+    from workers.actors import ClusterUnreachable
     from workers.worker import run_worker
 
     settings = get_settings()
     configure_logging(settings)
-    run_worker(settings, burst=burst, worker_id=worker_id)
+    try:
+        run_worker(settings, burst=burst, worker_id=worker_id)
+    except ClusterUnreachable as e:
+        err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(EXIT_FAILURE) from e
 
 
 @app.command()
