@@ -20,28 +20,25 @@ cell}`` with ``cell = {"nodes": [{"inputs": [i, j], "ops": [name, name]}, ...], 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import (
-    AuxHead,
     Calibrate,
+    CellStack,
     FactorizedReduce,
+    ImageNetConfig,
     OpFactory,
     Pool,
     ReLUConvBN,
     SepConv,
-    bn,
     create_op,
     drop_path,
-    he_init,
     image_example_input,
     image_train_step,
-    reduced_size,
 )
 
 # --- model.py body ---
@@ -60,56 +57,17 @@ MICRO_OP_REGISTRY: dict[str, OpFactory] = {
 
 
 @dataclass(frozen=True)
-class MicroNetConfig:
-    """Shape of a micro network. `keep_prob` is the dropout keep probability before the
-    classifier; `drop_path_keep` (final layout only) the drop-path keep probability of the last
-    cell at the end of training (None: no drop path)."""
+class MicroNetConfig(ImageNetConfig):
+    """Shape of a micro network (`ImageNetConfig`'s fields) and its cell's node and op counts."""
 
-    num_layers: int = 6
-    channels: int = 20
     num_nodes: int = 5
     num_ops: int = 5
-    in_channels: int = 3
-    num_classes: int = 10
-    image_size: int = 32
-    keep_prob: float = 1.0
-    aux_head: bool = False
-    drop_path_keep: float | None = None
 
     def __post_init__(self) -> None:
         if self.image_size < 4:
             raise ValueError(f"image_size must be >= 4, got {self.image_size}")
         if self.channels % 2:
             raise ValueError(f"channels must be even (factorized reductions), got {self.channels}")
-
-
-def reduction_layers(num_layers: int) -> tuple[int, int]:
-    """Indices of the two reduction cells among num_layers + 2 cells."""
-    p = num_layers // 3
-    return p, 2 * p + 1
-
-
-def aux_layer(num_layers: int) -> int:
-    """Index of the cell after which the auxiliary head reads (2p + 2)."""
-    return reduction_layers(num_layers)[1] + 1
-
-
-def read_aux(aux: AuxHead | None, x: Tensor) -> Tensor | None:
-    """The auxiliary head's logits (B, num_classes) on the cell output `x`, or None without a head."""
-    return None if aux is None else aux(x)
-
-
-def stem(config: MicroNetConfig) -> nn.Sequential:
-    """3x3 conv to 3C channels + BN."""
-    c = 3 * config.channels
-    return nn.Sequential(nn.Conv2d(config.in_channels, c, 3, 1, 1, bias=False), bn(c))
-
-
-def head(config: MicroNetConfig, classifier: nn.Module, x: Tensor, training: bool) -> Tensor:
-    """ReLU -> global average pool -> dropout (keep_prob) -> classifier: logits (B, num_classes)."""
-    x = F.relu(x).mean(dim=(2, 3))  # (B, C)
-    x = F.dropout(x, 1.0 - config.keep_prob, training)
-    return classifier(x)  # (B, num_classes)
 
 
 class FinalCell(nn.Module):
@@ -152,50 +110,28 @@ class FinalCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
 
 
-class FinalMicroNet(nn.Module):
+class FinalMicroNet(CellStack):
     """The network of one micro genotype (E's final model), from its structured form."""
 
     def __init__(self, config: MicroNetConfig, structured: Mapping[str, Any]) -> None:
-        super().__init__()
-        self.config = config
-        self.stem = stem(config)
-        reductions = reduction_layers(config.num_layers)
+        super().__init__(config)
         c_pp = c_p = 3 * config.channels
-        c, level_pp, level_p = config.channels, 0, 0
-        self.cells = nn.ModuleList()
-        self.aux: AuxHead | None = None
-        for layer in range(config.num_layers + 2):
-            reduction = layer in reductions
-            c = 2 * c if reduction else c
-            cell_form = structured["reduce" if reduction else "normal"]
-            cell = FinalCell(c_pp, c_p, c, level_pp != level_p, reduction, cell_form)
-            self.cells.append(cell)
+        level_pp = level_p = 0
+        for slot in self.slots:
+            cell_form = structured["reduce" if slot.reduction else "normal"]
+            cell = FinalCell(c_pp, c_p, slot.channels, level_pp != level_p, slot.reduction, cell_form)
             c_pp, c_p = c_p, cell.out_channels
-            level_pp, level_p = level_p, level_p + int(reduction)
-            if config.aux_head and layer == aux_layer(config.num_layers):
-                self.aux = AuxHead(c_p, reduced_size(config.image_size, level_p), config.num_classes)
-        self.classifier = nn.Linear(c_p, config.num_classes, bias=False)
-        self.drop_path_progress = 0.0  # fraction of training done; drop path ramps up with it
-        he_init(self)
-
-    def _cell_keep(self, layer: int) -> float:
-        keep = self.config.drop_path_keep
-        if keep is None or not self.training:
-            return 1.0
-        layer_keep = 1.0 - (layer + 1) / (self.config.num_layers + 2) * (1.0 - keep)
-        return 1.0 - min(1.0, self.drop_path_progress) * (1.0 - layer_keep)
+            level_pp, level_p = level_p, slot.level
+            self._add(cell, slot, c_p)
+        self._finish(c_p)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_aux(x, with_aux=False)[0]
 
     def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
-        aux = None
-        for layer, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self._cell_keep(layer))
-            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
-                aux = read_aux(self.aux, s1)
-        return head(self.config, self.classifier, s1, self.training), aux
+        return self._stack(
+            x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
+        )
 
 
 class MicroChild(nn.Module):
@@ -213,7 +149,7 @@ class MicroChild(nn.Module):
 
     def set_drop_path_progress(self, fraction: float) -> None:
         """Fraction of training done (drop path ramps up with it)."""
-        self.net.drop_path_progress = float(fraction)
+        self.net.set_drop_path_progress(fraction)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -231,9 +167,7 @@ class MicroChild(nn.Module):
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
     """The micro child of `genotype` (its ``"structured"`` form) with the shape in `network`
     (keys: MicroNetConfig's fields)."""
-    names = {f.name for f in fields(MicroNetConfig)}
-    config = MicroNetConfig(**{k: v for k, v in network.items() if k in names})
-    return MicroChild(genotype["structured"], config)
+    return MicroChild(genotype["structured"], MicroNetConfig.from_network(network))
 
 
 example_input = image_example_input

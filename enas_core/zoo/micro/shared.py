@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,26 +26,17 @@ from torch import Tensor, nn
 
 from enas_core.measure import count_parameters
 from enas_core.zoo.image_ops import (
-    AuxHead,
     Calibrate,
+    CellStack,
     FactorizedReduce,
     SepConv,
     bn,
     he_init,
     pool,
-    reduced_size,
 )
-from enas_core.zoo.micro.child import (
-    IDENTITY,
-    MicroChild,
-    MicroNetConfig,
-    aux_layer,
-    head,
-    read_aux,
-    reduction_layers,
-    stem,
-)
+from enas_core.zoo.micro.child import IDENTITY, MicroChild, MicroNetConfig
 from enas_core.zoo.micro.space import MicroSpace, cell_nodes, loose_ends, split_cells
+from enas_core.zoo.search_ops import search_step
 
 SEP_KERNELS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
 """The search layout's separable convs by op name: their kernel (part of the parameter names)."""
@@ -124,7 +115,7 @@ def _conv_key(node: int, slot: int, idx: int, op: str) -> str:
     return f"n{node}_s{slot}_i{idx}_k{SEP_KERNELS[op]}"
 
 
-class SharedMicroNet(nn.Module):
+class SharedMicroNet(CellStack):
     """The shared-weight micro search network (path-only).
 
     `tokens` None builds every candidate (the shared model); a genotype builds only its path
@@ -133,55 +124,34 @@ class SharedMicroNet(nn.Module):
     """
 
     def __init__(self, config: MicroNetConfig, tokens: Sequence[int] | None = None) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         normal, reduce = split_cells(tokens, config.num_nodes) if tokens is not None else (None, None)
-        self.stem = stem(config)
-        reductions = reduction_layers(config.num_layers)
         c_pp = c_p = 3 * config.channels
-        c, level = config.channels, 0
-        self.cells = nn.ModuleList()
-        self.aux: AuxHead | None = None
-        for layer in range(config.num_layers + 2):
-            if layer in reductions:
-                c, level = 2 * c, level + 1
-                self.cells.append(SearchCell(c_pp, c_p, c, True, config.num_nodes, reduce))
-                c_pp, c_p = c, c
-            else:
-                self.cells.append(SearchCell(c_pp, c_p, c, False, config.num_nodes, normal))
-                c_pp, c_p = c_p, c
-            if config.aux_head and layer == aux_layer(config.num_layers):
-                self.aux = AuxHead(c, reduced_size(config.image_size, level), config.num_classes)
-        self.classifier = nn.Linear(c, config.num_classes, bias=False)
-        he_init(self.stem)
-        he_init(self.cells)
-        he_init(self.classifier)
-        if self.aux is not None:
-            he_init(self.aux)
+        for slot in self.slots:
+            c = slot.channels
+            cell = SearchCell(
+                c_pp, c_p, c, slot.reduction, config.num_nodes, reduce if slot.reduction else normal
+            )
+            self._add(cell, slot, c)
+            c_pp, c_p = (c, c) if slot.reduction else (c_p, c)
+        self._finish(c_p)
 
-    @property
-    def search_cells(self) -> list[SearchCell]:
-        return [cast(SearchCell, cell) for cell in self.cells]
+    def _init_weights(self) -> None:
+        """E's order: stem, cells, classifier, then the aux head."""
+        for part in (self.stem, self.cells, self.classifier, self.aux):
+            if part is not None:
+                he_init(part)
 
     def forward(self, x: Tensor, tokens: Sequence[int]) -> Tensor:
         """x (B, in_channels, H, W), tokens: one micro genotype -> logits (B, num_classes)."""
-        return self._run(x, tokens, with_aux=False)[0]
+        return self.forward_aux(x, tokens, with_aux=False)[0]
 
-    def forward_aux(self, x: Tensor, tokens: Sequence[int]) -> tuple[Tensor, Tensor | None]:
+    def forward_aux(
+        self, x: Tensor, tokens: Sequence[int], with_aux: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """(logits, aux logits); aux is None unless training with an aux head."""
-        return self._run(x, tokens, with_aux=True)
-
-    def _run(self, x: Tensor, tokens: Sequence[int], with_aux: bool) -> tuple[Tensor, Tensor | None]:
         normal, reduce = split_cells(tokens, self.config.num_nodes)
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
-        aux = None
-        for layer, cell in enumerate(self.search_cells):
-            if cell.pre_reduce is not None:
-                s0, s1 = s1, cell.pre_reduce(s1)  # (B, C_prev, H, W), (B, 2 C_prev, H/2, W/2)
-            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
-            if with_aux and self.training and layer == aux_layer(self.config.num_layers):
-                aux = read_aux(self.aux, s1)
-        return head(self.config, self.classifier, s1, self.training), aux
+        return self._stack(x, with_aux, lambda _, cell, s0, s1: search_step(cell, s0, s1, normal, reduce))
 
 
 # --- one genotype in the search layout ---------------------------------------------------------

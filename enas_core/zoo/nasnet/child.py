@@ -20,7 +20,7 @@ FC (no bias); optional auxiliary head after cell 2p + 2 (training only).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import (
-    AuxHead,
     Calibrate,
+    CellStack,
     FactorizedReduce,
+    ImageNetConfig,
     OpFactory,
     Pool,
     ReLUConvBN,
@@ -38,10 +39,8 @@ from enas_core.zoo.image_ops import (
     bn,
     create_op,
     drop_path,
-    he_init,
     image_example_input,
     image_train_step,
-    reduced_size,
 )
 
 # --- model.py body ---
@@ -105,84 +104,10 @@ def combine(ys: list[Tensor], how: str, project: nn.Module | None) -> Tensor:
 
 
 @dataclass(frozen=True)
-class NasnetNetConfig:
-    """Shape of the network; `drop_path_keep` is the last cell's keep probability at the end of
-    training (None: no drop path), `keep_prob` the dropout keep probability before the classifier."""
+class NasnetNetConfig(ImageNetConfig):
+    """Shape of the network (`ImageNetConfig`'s fields) and the cell's block count."""
 
-    num_layers: int = 6
-    channels: int = 20
     num_blocks: int = 5
-    in_channels: int = 3
-    num_classes: int = 10
-    image_size: int = 32
-    keep_prob: float = 1.0
-    aux_head: bool = False
-    drop_path_keep: float | None = None
-
-
-@dataclass(frozen=True)
-class CellSlot:
-    """Where a cell stands: its index, whether it reduces, its channels and how many reductions
-    lie at or before it."""
-
-    layer: int
-    reduction: bool
-    channels: int
-    level: int
-
-
-def cell_slots(config: NasnetNetConfig) -> list[CellSlot]:
-    """num_layers + 2 cells, reductions at p and 2p + 1 (p = num_layers // 3), C doubling at each."""
-    p = config.num_layers // 3
-    slots, c, level = [], config.channels, 0
-    for layer in range(config.num_layers + 2):
-        reduction = layer in (p, 2 * p + 1)
-        c, level = (2 * c, level + 1) if reduction else (c, level)
-        slots.append(CellSlot(layer, reduction, c, level))
-    return slots
-
-
-def cell_keep(layer: int, num_cells: int, keep: float, progress: float) -> float:
-    """Drop-path keep probability of cell `layer`: 1 - (layer + 1) / num_cells * (1 - keep) at the
-    end of training, ramped in linearly with `progress` (the fraction of training done)."""
-    layer_keep = 1.0 - (layer + 1) / num_cells * (1.0 - keep)
-    return 1.0 - min(1.0, progress) * (1.0 - layer_keep)
-
-
-class NasnetStack(nn.Module):
-    """What the final and the shared network share: the stem (3x3 conv to 3C + BN), the cell slots,
-    the aux head after the cell following the second reduction, the head. A subclass appends its
-    cells with `_add` and ends its constructor with `_finish`."""
-
-    def __init__(self, config: NasnetNetConfig) -> None:
-        super().__init__()
-        self.config = config
-        c3 = 3 * config.channels
-        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c3, 3, 1, 1, bias=False), bn(c3))
-        self.slots = cell_slots(config)
-        self.aux_after = [s.layer for s in self.slots if s.reduction][1] + 1
-        self.cells = nn.ModuleList()
-        self.aux: AuxHead | None = None
-
-    def _add(self, cell: nn.Module, slot: CellSlot, out_channels: int) -> None:
-        self.cells.append(cell)
-        if self.config.aux_head and slot.layer == self.aux_after:
-            size = reduced_size(self.config.image_size, slot.level)
-            self.aux = AuxHead(out_channels, size, self.config.num_classes)
-
-    def _finish(self, out_channels: int) -> None:
-        self.classifier = nn.Linear(out_channels, self.config.num_classes, bias=False)
-        he_init(self)
-
-    def _aux_logits(self, layer: int, x: Tensor, with_aux: bool) -> Tensor | None:
-        if with_aux and self.aux is not None and self.training and layer == self.aux_after:
-            return self.aux(x)  # (B, num_classes)
-        return None
-
-    def _head(self, x: Tensor) -> Tensor:
-        """ReLU -> global average pool -> dropout -> classifier: (B, num_classes)."""
-        h = F.dropout(F.relu(x).mean(dim=(2, 3)), 1.0 - self.config.keep_prob, self.training)  # (B, C)
-        return self.classifier(h)
 
 
 class NasnetCell(nn.Module):
@@ -222,7 +147,7 @@ class NasnetCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, len(concat) * C, H', W')
 
 
-class NasnetNet(NasnetStack):
+class NasnetNet(CellStack):
     """The final network of one decoded NASNet genotype ({"normal": cell, "reduce": cell}).
     `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
 
@@ -236,38 +161,21 @@ class NasnetNet(NasnetStack):
             c_pp, c_p = c_p, made.out_channels
             level_pp, level_p = level_p, slot.level
             self._add(made, slot, c_p)
-        self.drop_path_progress = 0.0  # fraction of training done; drop path ramps up with it
         self._finish(c_p)
-
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """Fraction of training done (drop path ramps up with it)."""
-        self.drop_path_progress = float(fraction)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_aux(x, with_aux=False)[0]
 
     def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
-        keep = self.config.drop_path_keep
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
-        aux = None
-        for slot, cell in zip(self.slots, self.cells, strict=True):
-            p = (
-                1.0
-                if keep is None or not self.training
-                else cell_keep(slot.layer, len(self.slots), keep, self.drop_path_progress)
-            )
-            s0, s1 = s1, cell(s0, s1, p)
-            aux = self._aux_logits(slot.layer, s1, with_aux) if aux is None else aux
-        return self._head(s1), aux
+        return self._stack(
+            x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
+        )
 
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
     """The NASNet child of a genotype dict (its "structured" form) with the shape in `network`
     (keys: NasnetNetConfig's fields)."""
-    names = {f.name for f in fields(NasnetNetConfig)}
-    return NasnetNet(
-        genotype["structured"], NasnetNetConfig(**{k: v for k, v in network.items() if k in names})
-    )
+    return NasnetNet(genotype["structured"], NasnetNetConfig.from_network(network))
 
 
 example_input = image_example_input

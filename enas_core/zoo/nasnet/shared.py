@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import (
     Calibrate,
+    CellStack,
     FactorizedReduce,
     ReLUConvBN,
     bn,
@@ -31,7 +32,6 @@ from enas_core.zoo.nasnet.child import (
     NASNET_OP_REGISTRY,
     NasnetNet,
     NasnetNetConfig,
-    NasnetStack,
     combine,
 )
 from enas_core.zoo.nasnet.space import (
@@ -43,6 +43,7 @@ from enas_core.zoo.nasnet.space import (
     network_config,
     split_cells,
 )
+from enas_core.zoo.search_ops import search_step
 
 
 def _has_weights(name: str) -> bool:
@@ -101,7 +102,7 @@ def _key(block: int, slot: int, idx: int, name: str) -> str:
     return f"b{block}_s{slot}_i{idx}_{name}"
 
 
-class SharedNasnetNet(NasnetStack):
+class SharedNasnetNet(CellStack):
     """The shared-weight NASNet search network; `forward(x, tokens)` runs one genotype's path."""
 
     def __init__(self, config: NasnetNetConfig) -> None:
@@ -122,14 +123,7 @@ class SharedNasnetNet(NasnetStack):
     ) -> tuple[Tensor, Tensor | None]:
         """(logits, aux logits); aux is None unless training with an aux head."""
         normal, reduce = split_cells([int(t) for t in tokens], self.config.num_blocks)
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
-        aux = None
-        for layer, cell in enumerate(cast(list[SharedCell], list(self.cells))):
-            if cell.pre_reduce is not None:
-                s0, s1 = s1, cell.pre_reduce(s1)  # (B, C_prev, H, W), (B, C, H/2, W/2)
-            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
-            aux = self._aux_logits(layer, s1, with_aux) if aux is None else aux
-        return self._head(s1), aux
+        return self._stack(x, with_aux, lambda _, cell, s0, s1: search_step(cell, s0, s1, normal, reduce))
 
 
 # --- builders (duck-typed configs: ChildConfig / RetrainConfig; data: ImageDataset) ------------
