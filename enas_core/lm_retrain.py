@@ -133,12 +133,12 @@ def retrain_lm(
         lambda: RnnChild(
             structured,
             data.vocab_size,
-            c.hidden_size,
-            num_nodes,
-            c.dropout_input,
-            c.dropout_hidden,
-            c.dropout_output,
-            c.init_range,
+            hidden_size=c.hidden_size,
+            num_nodes=num_nodes,
+            dropout_input=c.dropout_input,
+            dropout_hidden=c.dropout_hidden,
+            dropout_output=c.dropout_output,
+            init_range=c.init_range,
         ),
     ).to(dev)
     trainer = _ChildTrainer(child, c, TokenStream(data.batchify("train", c.batch_size, dev), c.bptt), seed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -257,13 +257,13 @@ CellStep = Callable[[int, nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
 """One cell's run in `CellStack._stack`: (layer, cell, s0, s1) -> the next (s0, s1)."""
 
 
-class CellStack(nn.Module):
+class CellStack(nn.Module, Generic[ConfigT]):
     """What every cell-stacking image network shares (final and search layouts): the stem (3x3
     conv to 3C + BN), the cell slots, the aux head after the cell following the second reduction,
     the head (ReLU -> global average pool -> dropout -> classifier) and the drop-path ramp. A
     subclass appends its cells with `_add` and ends its constructor with `_finish`."""
 
-    def __init__(self, config: ImageNetConfig) -> None:
+    def __init__(self, config: ConfigT) -> None:
         super().__init__()
         self.config = config
         c3 = 3 * config.channels

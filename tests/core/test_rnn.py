@@ -53,7 +53,7 @@ def test_invalid_tokens_name_the_position(tokens: list[int], position: int) -> N
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_shared_forward_backward(seed: int) -> None:
     torch.manual_seed(seed)
-    model = SharedRnnModel(V, H, N)
+    model = SharedRnnModel(V, hidden_size=H, num_nodes=N)
     arch = random_arch(N, seed)
     x = torch.randint(0, V, (7, 3))  # (T, B)
     logits, hidden = model(x, model.init_hidden(3), arch)
@@ -88,7 +88,7 @@ def _reference_step(model: SharedRnnModel, arch_tokens: list[int], token: torch.
 
 def test_cell_matches_a_hand_written_reference() -> None:
     torch.manual_seed(0)
-    model = SharedRnnModel(V, H, N, init_range=0.3).eval()
+    model = SharedRnnModel(V, hidden_size=H, num_nodes=N, init_range=0.3).eval()
     arch = [0, 0, 1, 1, 2, 0, 3, 2, 1]  # every activation, a branch and two loose ends
     token = torch.tensor([3, 7])
     h = torch.randn(2, H)
@@ -101,7 +101,9 @@ def test_cell_matches_a_hand_written_reference() -> None:
 @pytest.mark.parametrize("seed", [0, 4])
 def test_child_from_shared_gives_identical_outputs(seed: int) -> None:
     torch.manual_seed(seed)
-    shared = SharedRnnModel(V, H, N, dropout_input=0.3, dropout_hidden=0.3, dropout_output=0.3)
+    shared = SharedRnnModel(
+        V, hidden_size=H, num_nodes=N, dropout_input=0.3, dropout_hidden=0.3, dropout_output=0.3
+    )
     arch = random_arch(N, seed)
     child = SearchRnnChild.from_shared(shared, arch)
     x = torch.randint(0, V, (6, 4))  # (T, B)

@@ -110,7 +110,7 @@ class FinalCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
 
 
-class FinalMicroNet(CellStack):
+class FinalMicroNet(CellStack[MicroNetConfig]):
     """The network of one micro genotype (E's final model), from its structured form."""
 
     def __init__(self, config: MicroNetConfig, structured: Mapping[str, Any]) -> None:

@@ -115,7 +115,7 @@ def _conv_key(node: int, slot: int, idx: int, op: str) -> str:
     return f"n{node}_s{slot}_i{idx}_k{SEP_KERNELS[op]}"
 
 
-class SharedMicroNet(CellStack):
+class SharedMicroNet(CellStack[MicroNetConfig]):
     """The shared-weight micro search network (path-only).
 
     `tokens` None builds every candidate (the shared model); a genotype builds only its path

@@ -147,7 +147,7 @@ class NasnetCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, len(concat) * C, H', W')
 
 
-class NasnetNet(CellStack):
+class NasnetNet(CellStack[NasnetNetConfig]):
     """The final network of one decoded NASNet genotype ({"normal": cell, "reduce": cell}).
     `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
 

@@ -102,7 +102,7 @@ def _key(block: int, slot: int, idx: int, name: str) -> str:
     return f"b{block}_s{slot}_i{idx}_{name}"
 
 
-class SharedNasnetNet(CellStack):
+class SharedNasnetNet(CellStack[NasnetNetConfig]):
     """The shared-weight NASNet search network; `forward(x, tokens)` runs one genotype's path."""
 
     def __init__(self, config: NasnetNetConfig) -> None:

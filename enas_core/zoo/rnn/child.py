@@ -18,7 +18,7 @@ so its size is the hidden size) -> the cell unrolled over a BPTT window -> decod
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -108,29 +108,48 @@ def _mask(
     return mask.bernoulli_(keep, generator=generator) / keep
 
 
+class LmShape(TypedDict, total=False):
+    """The language model's sizes and regularization (keyword arguments of `TiedLM` and its
+    subclasses; a missing key takes its default): ``hidden_size`` H (200; also the embedding size:
+    the embedding is tied to the softmax), ``num_nodes`` N (12), the variational dropout rates
+    ``dropout_input`` / ``dropout_hidden`` / ``dropout_output`` (0.2 each) and ``init_range`` (0.05:
+    weights start uniform in ``[-init_range, init_range]``)."""
+
+    hidden_size: int
+    num_nodes: int
+    dropout_input: float
+    dropout_hidden: float
+    dropout_output: float
+    init_range: float
+
+
 class TiedLM(nn.Module):
     """Embedding, dropouts and tied decoder around a cell; subclasses provide the cell's weights."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        hidden_size: int,
-        num_nodes: int,
-        dropout_input: float,
-        dropout_hidden: float,
-        dropout_output: float,
-        init_range: float,
-    ) -> None:
+    def __init__(self, vocab_size: int, **shape: Unpack[LmShape]) -> None:
         super().__init__()
-        self.vocab_size, self.hidden_size, self.num_nodes = vocab_size, hidden_size, num_nodes
-        self.dropout_input = dropout_input
-        self.dropout_hidden = dropout_hidden
-        self.dropout_output = dropout_output
-        self.init_range = init_range
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size = shape.get("hidden_size", 200)
+        self.num_nodes = shape.get("num_nodes", 12)
+        self.dropout_input = shape.get("dropout_input", 0.2)
+        self.dropout_hidden = shape.get("dropout_hidden", 0.2)
+        self.dropout_output = shape.get("dropout_output", 0.2)
+        self.init_range = shape.get("init_range", 0.05)
         self.embedding = nn.Embedding(vocab_size, hidden_size)
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         self.w_x = nn.Parameter(torch.empty(hidden_size, 2 * hidden_size))
         self.w_h = nn.Parameter(torch.empty(hidden_size, 2 * hidden_size))
+
+    def shape(self) -> LmShape:
+        """This model's sizes and regularization (what built it, but the vocabulary size)."""
+        return LmShape(
+            hidden_size=self.hidden_size,
+            num_nodes=self.num_nodes,
+            dropout_input=self.dropout_input,
+            dropout_hidden=self.dropout_hidden,
+            dropout_output=self.dropout_output,
+            init_range=self.init_range,
+        )
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """A zero hidden state ``(B, H)`` on the model's device."""
@@ -170,26 +189,13 @@ class RnnChild(TiedLM):
     """A standalone language model for one recurrent cell (own weights for its N-1 edges only):
     ``forward(token_ids (T, B), hidden (B, H))`` -> (logits (T, B, V), next hidden (B, H))."""
 
-    def __init__(
-        self,
-        structured: Mapping[str, Any],
-        vocab_size: int,
-        hidden_size: int = 200,
-        num_nodes: int = 12,
-        dropout_input: float = 0.2,
-        dropout_hidden: float = 0.2,
-        dropout_output: float = 0.2,
-        init_range: float = 0.05,
-    ) -> None:
-        super().__init__(
-            vocab_size, hidden_size, num_nodes, dropout_input, dropout_hidden, dropout_output, init_range
-        )
+    def __init__(self, structured: Mapping[str, Any], vocab_size: int, **shape: Unpack[LmShape]) -> None:
+        super().__init__(vocab_size, **shape)
+        h, n = self.hidden_size, self.num_nodes
         self.plan = cell_plan(structured)
-        if len(self.plan.inputs) != num_nodes:
-            raise ValueError(f"the cell has {len(self.plan.inputs)} nodes, the network {num_nodes}")
-        self.node_weights = nn.ParameterList(
-            nn.Parameter(torch.empty(hidden_size, 2 * hidden_size)) for _ in range(num_nodes - 1)
-        )
+        if len(self.plan.inputs) != n:
+            raise ValueError(f"the cell has {len(self.plan.inputs)} nodes, the network {n}")
+        self.node_weights = nn.ParameterList(nn.Parameter(torch.empty(h, 2 * h)) for _ in range(n - 1))
         self._init_uniform()
 
     def forward(
@@ -204,16 +210,8 @@ class RnnChild(TiedLM):
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:
     """The language model of the cell in `genotype` (its ``"structured"`` form), sizes from `network`."""
-    keys = (
-        "vocab_size",
-        "hidden_size",
-        "num_nodes",
-        "dropout_input",
-        "dropout_hidden",
-        "dropout_output",
-        "init_range",
-    )
-    return RnnChild(genotype["structured"], **{k: network[k] for k in keys})
+    keys = LmShape.__optional_keys__
+    return RnnChild(genotype["structured"], network["vocab_size"], **{k: network[k] for k in keys})
 
 
 def example_input(network: Mapping[str, Any], batch_size: int = 2, steps: int = 5) -> tuple[Tensor, ...]:

@@ -9,12 +9,13 @@ and the cell's math are `enas_core.zoo.rnn.child`'s (`TiedLM`, `unroll_cell`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 import torch
 from torch import Tensor, nn
 
 from enas_core.spaces.base import int_list
-from enas_core.zoo.rnn.child import CellPlan, RnnChild, TiedLM
+from enas_core.zoo.rnn.child import CellPlan, LmShape, RnnChild, TiedLM
 from enas_core.zoo.rnn.space import RNN_ACTIVATIONS, RnnNode, RnnSpace, loose_ends, parse_rnn_tokens
 
 
@@ -57,26 +58,13 @@ class SharedRnnModel(TiedLM):
 
     Args:
         vocab_size: V.
-        hidden_size: H (also the embedding size: the embedding is tied to the softmax).
-        num_nodes: N (12 in the paper).
-        dropout_input / dropout_hidden / dropout_output: variational dropout rates (see the child).
-        init_range: weights start uniform in ``[-init_range, init_range]``.
+        shape: the sizes and regularization (`LmShape`: hidden_size, num_nodes, the dropouts,
+            init_range).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        hidden_size: int = 200,
-        num_nodes: int = 12,
-        dropout_input: float = 0.2,
-        dropout_hidden: float = 0.2,
-        dropout_output: float = 0.2,
-        init_range: float = 0.05,
-    ) -> None:
-        super().__init__(
-            vocab_size, hidden_size, num_nodes, dropout_input, dropout_hidden, dropout_output, init_range
-        )
-        self.cell = SharedRnnCell(hidden_size, num_nodes)
+    def __init__(self, vocab_size: int, **shape: Unpack[LmShape]) -> None:
+        super().__init__(vocab_size, **shape)
+        self.cell = SharedRnnCell(self.hidden_size, self.num_nodes)
         self._init_uniform()
 
     def parse(self, tokens: Sequence[int] | Tensor) -> list[RnnNode]:
@@ -112,16 +100,7 @@ class SearchRnnChild(RnnChild):
     def from_shared(cls, shared: SharedRnnModel, tokens: Sequence[int] | Tensor) -> SearchRnnChild:
         """A child holding copies of the shared weights on the path; same inputs give the same outputs."""
         structured = RnnSpace(num_nodes=shared.num_nodes).structured(int_list(tokens))
-        child = cls(
-            structured,
-            shared.vocab_size,
-            shared.hidden_size,
-            shared.num_nodes,
-            shared.dropout_input,
-            shared.dropout_hidden,
-            shared.dropout_output,
-            shared.init_range,
-        ).to(shared.w_x.device)
+        child = cls(structured, shared.vocab_size, **shared.shape()).to(shared.w_x.device)
         with torch.no_grad():
             for name in ("w_x", "w_h", "decoder_bias"):
                 getattr(child, name).copy_(getattr(shared, name))
