@@ -147,19 +147,46 @@ def _live(outputs: list[Tensor | None], j: int) -> Tensor:
     return out
 
 
-class MacroNet(nn.Module):
-    """What both macro networks (this final child, the search layout's child) run: the stem, one op
-    per layer, the skip combinations and the reductions (`run_layers`), global average pooling,
-    dropout and the classifier. Subclasses build those modules."""
+def macro_stem(in_channels: int, channels: int) -> nn.Sequential:
+    """3x3 conv to C + BN."""
+    return nn.Sequential(conv(in_channels, channels, 3), bn(channels))
 
-    stem: nn.Module
-    ops: nn.ModuleList
-    combine: nn.ModuleList
-    reduce: nn.ModuleDict
-    dropout: nn.Module
-    classifier: nn.Linear
-    sources: list[tuple[int, ...]]
-    reductions: tuple[int, ...]
+
+class MacroNet(nn.Module):
+    """What both macro networks (this final child, the search layout's child) build and run: the
+    stem, one op per layer, the skip combinations and the reductions (`run_layers`), global average
+    pooling, dropout and the classifier. A subclass passes its layers' skip sources and widths, and
+    how to build layer i's op (`make_op(i, width)`) and skip combination (`make_combine(i, width)`,
+    layers i > 0)."""
+
+    def __init__(
+        self,
+        sources: list[tuple[int, ...]],
+        widths: Sequence[int],
+        make_op: Callable[[int, int], nn.Module],
+        make_combine: Callable[[int, int], nn.Module],
+        head: tuple[int, int, float],
+    ) -> None:
+        super().__init__()
+        in_channels, num_classes, keep_prob = head
+        self.sources = sources
+        self.num_layers = num_layers = len(widths)
+        self.reductions = reduction_layers(num_layers)
+        self.stem = macro_stem(in_channels, widths[0])
+        self.ops = nn.ModuleList(make_op(i, widths[i]) for i in range(num_layers))
+        self.combine = nn.ModuleList(
+            make_combine(i, widths[i]) if i > 0 else nn.Identity() for i in range(num_layers)
+        )
+        self.reduce = nn.ModuleDict(
+            {
+                f"{r}_{j}": FactorizedReduce(widths[r], widths[r + 1])  # r < L-1 always
+                for r in self.reductions
+                for j in sorted(live_after(self.sources, r))
+            }
+        )
+        self.dropout = nn.Dropout(1.0 - keep_prob)
+        self.classifier = nn.Linear(widths[-1], num_classes, bias=False)
+        he_init(self)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.stem(x)  # (B, C, H, W)
@@ -199,35 +226,21 @@ class MacroChild(MacroNet):
         in_channels: int = 3,
         keep_prob: float = 0.5,
     ) -> None:
-        super().__init__()
         layers = structured["layers"]
         if len(layers) != num_layers:
             raise ValueError(f"the architecture has {len(layers)} layers, the network {num_layers}")
-        self.sources = [tuple(layer["skips"]) for layer in layers]
-        self.num_layers = num_layers
-        self.reductions = reduction_layers(num_layers)
+        sources = [tuple(layer["skips"]) for layer in layers]
         widths, c = [], channels
         for i in range(num_layers):
             widths.append(c)
-            c = 2 * c if i in self.reductions else c
-        self.stem = nn.Sequential(conv(in_channels, channels, 3), bn(channels))
-        self.ops = nn.ModuleList(
-            create_op(MACRO_OP_REGISTRY, layer["op"], widths[i]) for i, layer in enumerate(layers)
+            c = 2 * c if i in reduction_layers(num_layers) else c
+        super().__init__(
+            sources,
+            widths,
+            lambda i, width: create_op(MACRO_OP_REGISTRY, layers[i]["op"], width),
+            lambda i, width: FinalSkipCombine(len(sources[i]) + 1, width),
+            (in_channels, num_classes, keep_prob),
         )
-        self.combine = nn.ModuleList(
-            FinalSkipCombine(len(self.sources[i]) + 1, widths[i]) if i > 0 else nn.Identity()
-            for i in range(num_layers)
-        )
-        self.reduce = nn.ModuleDict(
-            {
-                f"{r}_{j}": FactorizedReduce(widths[r], widths[r + 1])  # r < L-1 always
-                for r in self.reductions
-                for j in sorted(live_after(self.sources, r))
-            }
-        )
-        self.dropout = nn.Dropout(1.0 - keep_prob)
-        self.classifier = nn.Linear(widths[-1], num_classes, bias=False)
-        he_init(self)
 
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:

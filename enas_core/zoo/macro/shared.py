@@ -25,7 +25,7 @@ from enas_core.zoo.macro.child import (
     MacroNet,
     conv,
     kxk_convs,
-    live_after,
+    macro_stem,
     op_registry,
     reduction_layers,
     run_layers,
@@ -68,10 +68,6 @@ class SearchSkipCombine(nn.Module):
         return self.bn(out)
 
 
-def _stem(in_channels: int, channels: int) -> nn.Sequential:
-    return nn.Sequential(conv(in_channels, channels, 3), bn(channels))
-
-
 class SharedMacroNet(nn.Module):
     """All candidate weights of the macro space; ``forward(x, tokens)`` runs only the sampled path.
 
@@ -97,7 +93,7 @@ class SharedMacroNet(nn.Module):
         self.num_layers, self.channels, self.num_ops = num_layers, channels, num_ops
         self.num_classes, self.in_channels, self.keep_prob = num_classes, in_channels, keep_prob
         self.reductions = reduction_layers(num_layers)
-        self.stem = _stem(in_channels, channels)
+        self.stem = macro_stem(in_channels, channels)
         self.branches = nn.ModuleList(
             nn.ModuleList(create_op(SEARCH_OP_REGISTRY, name, channels) for name in MACRO_OPS[:num_ops])
             for _ in range(num_layers)
@@ -153,32 +149,19 @@ class SearchMacroChild(MacroNet):
         tokens: Sequence[int] | Tensor,
         num_layers: int,
         channels: int,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        keep_prob: float = 0.5,
+        *,
+        num_classes: int,
+        in_channels: int,
+        keep_prob: float,
     ) -> None:
-        super().__init__()
         arch = parse_macro_tokens(tokens, num_layers)
-        self.sources = skip_sources(arch)
-        self.num_layers = num_layers
-        self.reductions = reduction_layers(num_layers)
-        self.stem = _stem(in_channels, channels)
-        self.ops = nn.ModuleList(
-            create_op(SEARCH_OP_REGISTRY, MACRO_OPS[layer.op], channels) for layer in arch
+        super().__init__(
+            skip_sources(arch),
+            [channels] * num_layers,
+            lambda i, width: create_op(SEARCH_OP_REGISTRY, MACRO_OPS[arch[i].op], width),
+            lambda i, width: SearchSkipCombine(width),
+            (in_channels, num_classes, keep_prob),
         )
-        self.combine = nn.ModuleList(
-            SearchSkipCombine(channels) if i > 0 else nn.Identity() for i in range(num_layers)
-        )
-        self.reduce = nn.ModuleDict(
-            {
-                f"{r}_{j}": FactorizedReduce(channels, channels)
-                for r in self.reductions
-                for j in sorted(live_after(self.sources, r))
-            }
-        )
-        self.dropout = nn.Dropout(1.0 - keep_prob)
-        self.classifier = nn.Linear(channels, num_classes, bias=False)
-        he_init(self)
 
     @classmethod
     def from_shared(cls, shared: SharedMacroNet, tokens: Sequence[int] | Tensor) -> SearchMacroChild:
