@@ -314,6 +314,37 @@ class CellStack(nn.Module, Generic[ConfigT]):
         return self.classifier(h)
 
 
+FinalCellFactory = Callable[[int, int, int, bool, bool, Mapping[str, Any]], nn.Module]
+"""A final-layout cell's constructor: (c_pp, c_p, c, reduce_pp, reduction, decoded cell) -> the
+cell; it concatenates the decoded cell's ``"concat"`` states of c channels each."""
+
+
+class FinalCellStack(CellStack[ConfigT]):
+    """The final layout of a cell-stacking network of one decoded genotype ``{"normal": cell,
+    "reduce": cell}``: each slot's cell built by `make_cell`, run with the drop-path ramp.
+    `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
+
+    def __init__(self, config: ConfigT, structured: Mapping[str, Any], make_cell: FinalCellFactory) -> None:
+        super().__init__(config)
+        c_pp = c_p = 3 * config.channels
+        level_pp = level_p = 0
+        for slot in self.slots:
+            part = structured["reduce" if slot.reduction else "normal"]
+            cell = make_cell(c_pp, c_p, slot.channels, level_pp != level_p, slot.reduction, part)
+            c_pp, c_p = c_p, len(part["concat"]) * slot.channels
+            level_pp, level_p = level_p, slot.level
+            self._add(cell, slot, c_p)
+        self._finish(c_p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_aux(x, with_aux=False)[0]
+
+    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
+        return self._stack(
+            x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
+        )
+
+
 OpFactory = Callable[[int, int], nn.Module]
 """An op constructor of a space's registry: (channels, stride) -> the op's module."""
 

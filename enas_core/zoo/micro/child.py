@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import (
     Calibrate,
-    CellStack,
     FactorizedReduce,
+    FinalCellStack,
     ImageNetConfig,
     OpFactory,
     Pool,
@@ -110,28 +110,11 @@ class FinalCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
 
 
-class FinalMicroNet(CellStack[MicroNetConfig]):
+class FinalMicroNet(FinalCellStack[MicroNetConfig]):
     """The network of one micro genotype (E's final model), from its structured form."""
 
     def __init__(self, config: MicroNetConfig, structured: Mapping[str, Any]) -> None:
-        super().__init__(config)
-        c_pp = c_p = 3 * config.channels
-        level_pp = level_p = 0
-        for slot in self.slots:
-            cell_form = structured["reduce" if slot.reduction else "normal"]
-            cell = FinalCell(c_pp, c_p, slot.channels, level_pp != level_p, slot.reduction, cell_form)
-            c_pp, c_p = c_p, cell.out_channels
-            level_pp, level_p = level_p, slot.level
-            self._add(cell, slot, c_p)
-        self._finish(c_p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_aux(x, with_aux=False)[0]
-
-    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
-        return self._stack(
-            x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
-        )
+        super().__init__(config, structured, FinalCell)
 
 
 class MicroChild(nn.Module):

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from enas_core.zoo.image_ops import (
     Calibrate,
-    CellStack,
     FactorizedReduce,
+    FinalCellStack,
     ImageNetConfig,
     OpFactory,
     Pool,
@@ -147,29 +147,12 @@ class NasnetCell(nn.Module):
         return torch.cat(outs, dim=1)  # (B, len(concat) * C, H', W')
 
 
-class NasnetNet(CellStack[NasnetNetConfig]):
+class NasnetNet(FinalCellStack[NasnetNetConfig]):
     """The final network of one decoded NASNet genotype ({"normal": cell, "reduce": cell}).
     `forward(x)` -> logits (B, num_classes); `forward_aux(x)` -> (logits, aux logits or None)."""
 
     def __init__(self, structured: Mapping[str, Any], config: NasnetNetConfig) -> None:
-        super().__init__(config)
-        c_pp = c_p = 3 * config.channels
-        level_pp = level_p = 0
-        for slot in self.slots:
-            cell = structured["reduce" if slot.reduction else "normal"]
-            made = NasnetCell(c_pp, c_p, slot.channels, level_pp != level_p, slot.reduction, cell)
-            c_pp, c_p = c_p, made.out_channels
-            level_pp, level_p = level_p, slot.level
-            self._add(made, slot, c_p)
-        self._finish(c_p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_aux(x, with_aux=False)[0]
-
-    def forward_aux(self, x: Tensor, with_aux: bool = True) -> tuple[Tensor, Tensor | None]:
-        return self._stack(
-            x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
-        )
+        super().__init__(config, structured, NasnetCell)
 
 
 def build_model_from(genotype: Mapping[str, Any], network: Mapping[str, Any]) -> nn.Module:

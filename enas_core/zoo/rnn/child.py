@@ -18,7 +18,7 @@ so its size is the hidden size) -> the cell unrolled over a BPTT window -> decod
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack, cast
 
 import torch
 import torch.nn.functional as F
@@ -142,14 +142,7 @@ class TiedLM(nn.Module):
 
     def shape(self) -> LmShape:
         """This model's sizes and regularization (what built it, but the vocabulary size)."""
-        return LmShape(
-            hidden_size=self.hidden_size,
-            num_nodes=self.num_nodes,
-            dropout_input=self.dropout_input,
-            dropout_hidden=self.dropout_hidden,
-            dropout_output=self.dropout_output,
-            init_range=self.init_range,
-        )
+        return cast(LmShape, {key: getattr(self, key) for key in LmShape.__optional_keys__})
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """A zero hidden state ``(B, H)`` on the model's device."""
