@@ -54,6 +54,17 @@ def approx(n: int) -> str:
     return f"{float(n):.4g}" if n >= 10**6 else str(n)
 
 
+class SpaceParam:
+    """A space parameter as a read-only attribute: ``num_layers = SpaceParam()`` in a `Space`
+    subclass reads ``self.params["num_layers"]``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, space: Space, owner: type | None = None) -> int:
+        return space.params[self.name]
+
+
 class Space(abc.ABC):
     """One configured search space.
 

@@ -14,6 +14,7 @@ from enas_core.spaces.base import (
     Decision,
     GenotypeError,
     Space,
+    SpaceParam,
     choice_index,
     int_list,
     require_list,
@@ -105,13 +106,8 @@ class MacroSpace(Space):
     defaults: ClassVar[dict[str, int]] = {"num_layers": 12, "num_ops": 6}
     maximums: ClassVar[dict[str, int]] = {"num_ops": len(MACRO_OPS)}
 
-    @property
-    def num_layers(self) -> int:
-        return self.params["num_layers"]
-
-    @property
-    def num_ops(self) -> int:
-        return self.params["num_ops"]
+    num_layers = SpaceParam()
+    num_ops = SpaceParam()
 
     @property
     def op_names(self) -> tuple[str, ...]:

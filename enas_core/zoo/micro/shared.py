@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.measure import count_parameters
+from enas_core.zoo.cell_network import trainer_network
 from enas_core.zoo.image_ops import (
     Calibrate,
     CellStack,
@@ -35,7 +36,7 @@ from enas_core.zoo.image_ops import (
     pool,
 )
 from enas_core.zoo.micro.child import IDENTITY, MicroChild, MicroNetConfig
-from enas_core.zoo.micro.space import MicroSpace, cell_nodes, loose_ends, split_cells
+from enas_core.zoo.micro.space import MicroSpace, cell_nodes, loose_ends, network_config, split_cells
 from enas_core.zoo.search_ops import search_step
 
 SEP_KERNELS = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
@@ -193,19 +194,8 @@ class SearchMicroChild(nn.Module):
 
 
 # --- builders (the plugin's; duck-typed configs: ChildConfig / RetrainConfig) --------------------
-def _config(space: MicroSpace, cfg: Any, data: Any, drop_path_keep: float | None = None) -> MicroNetConfig:
-    return MicroNetConfig(
-        num_layers=cfg.num_layers,
-        channels=cfg.channels,
-        num_nodes=space.num_nodes,
-        num_ops=space.num_ops,
-        in_channels=data.in_channels,
-        num_classes=data.num_classes,
-        image_size=data.image_size,
-        keep_prob=cfg.keep_prob,
-        aux_head=cfg.aux_weight > 0,
-        drop_path_keep=drop_path_keep,
-    )
+def _config(space: MicroSpace, cfg: Any, data: Any, drop_path_keep: float = 1.0) -> MicroNetConfig:
+    return MicroNetConfig(**trainer_network(network_config, space.params, cfg, data, drop_path_keep))
 
 
 def build_shared(space: MicroSpace, cfg: Any, data: Any) -> SharedMicroNet:
@@ -219,6 +209,4 @@ def build_final(space: MicroSpace, tokens: Sequence[int], cfg: Any, data: Any) -
     Raises:
         GenotypeError: `tokens` is not a genotype of `space`.
     """
-    structured = space.structured(tokens)
-    drop_path_keep = cfg.drop_path_keep if cfg.drop_path_keep < 1.0 else None
-    return MicroChild(structured, _config(space, cfg, data, drop_path_keep))
+    return MicroChild(space.structured(tokens), _config(space, cfg, data, cfg.drop_path_keep))

@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from enas_core.spaces.base import Decision, Space, choice_index, require_list
+from enas_core.spaces.base import Decision, Space, SpaceParam, choice_index, require_list
+from enas_core.zoo.cell_network import cell_network_config
 
 MICRO_OPS: tuple[str, ...] = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
 CELL_NAMES: tuple[str, str] = ("normal", "reduce")
@@ -24,13 +25,8 @@ class MicroSpace(Space):
     defaults: ClassVar[dict[str, int]] = {"num_nodes": 5, "num_ops": 5}
     maximums: ClassVar[dict[str, int]] = {"num_ops": len(MICRO_OPS)}
 
-    @property
-    def num_nodes(self) -> int:
-        return self.params["num_nodes"]
-
-    @property
-    def num_ops(self) -> int:
-        return self.params["num_ops"]
+    num_nodes = SpaceParam()
+    num_ops = SpaceParam()
 
     @property
     def op_names(self) -> tuple[str, ...]:
@@ -148,16 +144,6 @@ def network_config(
     Raises:
         KeyError: a needed key is missing.
     """
-    drop_path_keep = float(retrain.get("drop_path_keep", 1.0))
-    return {
-        "num_layers": int(retrain["num_layers"]),
-        "channels": int(retrain["channels"]),
-        "num_nodes": params["num_nodes"],
-        "num_ops": params["num_ops"],
-        "in_channels": shape["in_channels"],
-        "num_classes": shape["num_classes"],
-        "image_size": shape["image_size"],
-        "keep_prob": float(retrain["keep_prob"]),
-        "aux_head": float(retrain.get("aux_weight", 0.0)) > 0,
-        "drop_path_keep": drop_path_keep if drop_path_keep < 1.0 else None,
-    }
+    return cell_network_config(
+        {"num_nodes": params["num_nodes"], "num_ops": params["num_ops"]}, retrain, shape
+    )

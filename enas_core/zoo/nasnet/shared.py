@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enas_core.zoo.cell_network import trainer_network
 from enas_core.zoo.image_ops import (
     Calibrate,
     CellStack,
@@ -128,13 +129,7 @@ class SharedNasnetNet(CellStack[NasnetNetConfig]):
 
 # --- builders (duck-typed configs: ChildConfig / RetrainConfig; data: ImageDataset) ------------
 def _config(space: NasnetSpace, cfg: Any, data: Any, drop_path_keep: float = 1.0) -> NasnetNetConfig:
-    """The network shape (the space's `network_config`) from a ChildConfig / RetrainConfig-like
-    `cfg` and the data's input shape."""
-    section = {key: getattr(cfg, key) for key in ("num_layers", "channels", "keep_prob", "aux_weight")}
-    shape = {key: getattr(data, key) for key in ("in_channels", "num_classes", "image_size")}
-    return NasnetNetConfig(
-        **network_config(space.params, {**section, "drop_path_keep": drop_path_keep}, shape)
-    )
+    return NasnetNetConfig(**trainer_network(network_config, space.params, cfg, data, drop_path_keep))
 
 
 def build_shared(space: NasnetSpace, cfg: Any, data: Any) -> SharedNasnetNet:

@@ -33,7 +33,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from enas_core.spaces.base import Decision, GenotypeError, Space, choice_index, require_list
+from enas_core.spaces.base import Decision, GenotypeError, Space, SpaceParam, choice_index, require_list
+from enas_core.zoo.cell_network import cell_network_config
 
 NASNET_OPS: tuple[str, ...] = (
     "identity",
@@ -70,9 +71,7 @@ class NasnetSpace(Space):
     defaults: ClassVar[dict[str, int]] = {"num_blocks": 5}
     maximums: ClassVar[dict[str, int]] = {"num_blocks": 10}
 
-    @property
-    def num_blocks(self) -> int:
-        return self.params["num_blocks"]
+    num_blocks = SpaceParam()
 
     @property
     def op_names(self) -> tuple[str, ...]:
@@ -248,11 +247,4 @@ def network_config(
     Raises:
         KeyError: the retrain section or the dataset shape lacks a needed key.
     """
-    drop_path_keep = float(retrain.get("drop_path_keep", 1.0))
-    network: dict[str, Any] = {"num_blocks": int(params["num_blocks"])}
-    network.update({key: int(retrain[key]) for key in ("num_layers", "channels")})
-    network.update({key: shape[key] for key in ("in_channels", "num_classes", "image_size")})
-    network["keep_prob"] = float(retrain["keep_prob"])
-    network["aux_head"] = float(retrain.get("aux_weight", 0.0)) > 0
-    network["drop_path_keep"] = drop_path_keep if drop_path_keep < 1.0 else None
-    return network
+    return cell_network_config({"num_blocks": int(params["num_blocks"])}, retrain, shape)

@@ -16,6 +16,7 @@ from enas_core.spaces.base import (
     Decision,
     GenotypeError,
     Space,
+    SpaceParam,
     choice_index,
     int_list,
     require_list,
@@ -96,13 +97,8 @@ class RnnSpace(Space):
     defaults: ClassVar[dict[str, int]] = {"num_nodes": 12, "num_funcs": 4}
     maximums: ClassVar[dict[str, int]] = {"num_funcs": len(RNN_ACTIVATIONS)}
 
-    @property
-    def num_nodes(self) -> int:
-        return self.params["num_nodes"]
-
-    @property
-    def num_funcs(self) -> int:
-        return self.params["num_funcs"]
+    num_nodes = SpaceParam()
+    num_funcs = SpaceParam()
 
     @property
     def activation_names(self) -> tuple[str, ...]:
