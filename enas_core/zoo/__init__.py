@@ -15,6 +15,9 @@ A space folder holds:
   `space.py`) and the builders `build_shared` / `build_final`.
 * `controller.py`: the space's `enas_core.controller.Controller` subclass (its rollout).
 
-Shared by the spaces: `image_ops.py` (the CNN ops, torch only: copied into model.py) and
-`preset_parts.py` (pieces of the presets, standard library only).
+Shared by the spaces: `image_ops.py` (the CNN ops, torch only: copied into model.py),
+`cell_stack.py` (the cell-stacking networks' skeleton, micro and nasnet: copied too),
+`search_ops.py` (the shared cell stacks' search step, torch only), `cell_network.py` (the cell
+stacks' network shape, standard library only) and `preset_parts.py` (pieces of the presets,
+standard library only).
 """

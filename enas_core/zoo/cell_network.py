@@ -22,7 +22,7 @@ NetworkConfig = Callable[[Mapping[str, int], Mapping[str, Any], Mapping[str, int
 def cell_network_config(
     cell: Mapping[str, int], retrain: Mapping[str, Any], shape: Mapping[str, int]
 ) -> dict[str, Any]:
-    """The fields of a cell stack's config (`enas_core.zoo.image_ops.ImageNetConfig` and `cell`,
+    """The fields of a cell stack's config (`enas_core.zoo.cell_stack.ImageNetConfig` and `cell`,
     the space's own fields) from a retrain section and the dataset's input shape. A drop-path
     keep of 1 (or none given) means no drop path (None).
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from enas_core.spaces import get_space
-from enas_core.zoo.image_ops import stack_aux_layer as aux_layer
-from enas_core.zoo.image_ops import stack_reductions as reduction_layers
+from enas_core.zoo.cell_stack import stack_aux_layer as aux_layer
+from enas_core.zoo.cell_stack import stack_reductions as reduction_layers
 from enas_core.zoo.micro.child import MicroChild, MicroNetConfig
 from enas_core.zoo.micro.shared import SearchMicroChild, SharedMicroNet
 

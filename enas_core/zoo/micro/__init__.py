@@ -14,7 +14,7 @@ PLUGIN = SpacePlugin(
     draw="enas_core.zoo.micro.draw:draw",
     text_lines="enas_core.zoo.micro.draw:text_lines",
     controller="enas_core.zoo.micro.controller:MicroController",
-    export_modules=("enas_core.zoo.image_ops", "enas_core.zoo.micro.child"),
+    export_modules=("enas_core.zoo.image_ops", "enas_core.zoo.cell_stack", "enas_core.zoo.micro.child"),
     shared_model="enas_core.zoo.micro.shared:build_shared",
     final_model="enas_core.zoo.micro.shared:build_final",
 )

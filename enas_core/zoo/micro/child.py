@@ -26,11 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from enas_core.zoo.cell_stack import FinalCellStack, ImageNetConfig
 from enas_core.zoo.image_ops import (
     Calibrate,
     FactorizedReduce,
-    FinalCellStack,
-    ImageNetConfig,
     OpFactory,
     Pool,
     ReLUConvBN,

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from enas_core.measure import count_parameters
 from enas_core.zoo.cell_network import trainer_network
+from enas_core.zoo.cell_stack import CellStack
 from enas_core.zoo.image_ops import (
     Calibrate,
-    CellStack,
     FactorizedReduce,
     SepConv,
     bn,

@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enas_core.zoo.cell_stack import FinalCellStack, ImageNetConfig
 from enas_core.zoo.image_ops import (
     Calibrate,
     FactorizedReduce,
-    FinalCellStack,
-    ImageNetConfig,
     OpFactory,
     Pool,
     ReLUConvBN,

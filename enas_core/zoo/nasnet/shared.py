@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enas_core.zoo.cell_network import trainer_network
+from enas_core.zoo.cell_stack import CellStack
 from enas_core.zoo.image_ops import (
     Calibrate,
-    CellStack,
     FactorizedReduce,
     ReLUConvBN,
     bn,
