@@ -11,14 +11,26 @@ run (`FinalCellStack`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enas_core.zoo.image_ops import AuxHead, bn, he_init, reduced_size
+from enas_core.zoo.image_ops import (
+    AuxHead,
+    Calibrate,
+    FactorizedReduce,
+    OpFactory,
+    ReLUConvBN,
+    bn,
+    create_op,
+    drop_path,
+    he_init,
+    reduced_size,
+)
 
 # --- model.py body ---
 # ---------------------------------------------------------------------------------------------
@@ -180,3 +192,56 @@ class FinalCellStack(CellStack[ConfigT]):
         return self._stack(
             x, with_aux, lambda layer, cell, s0, s1: (s1, cell(s0, s1, self._cell_keep(layer)))
         )
+
+
+class FinalCellFrame(nn.Module):
+    """What every final-layout cell does around its nodes: bring its two inputs to (c, same H, W)
+    (`Calibrate`), ReLU-1x1-BN on input 1, one op per (node, input slot) built by name from
+    `registry` (stride 2 on the cell inputs of a reduction cell), drop path on every non-identity
+    op's output, and the output: the concatenation of the loose states, a loose cell input of a
+    reduction cell factorized-reduced first. `nodes`: per node its input states and op names."""
+
+    def __init__(
+        self,
+        c_pp: int,
+        c_p: int,
+        c: int,
+        reduce_pp: bool,
+        reduction: bool,
+        registry: Mapping[str, OpFactory],
+        nodes: Sequence[tuple[Sequence[int], Sequence[str]]],
+    ) -> None:
+        super().__init__()
+        self.calibrate = Calibrate(c_pp, c_p, c, reduce_pp)
+        self.base = ReLUConvBN(c, c, 1)
+        self.ops = nn.ModuleList(
+            create_op(registry, op, c, 2 if reduction and idx < 2 else 1)
+            for inputs, ops in nodes
+            for idx, op in zip(inputs, ops, strict=True)
+        )
+
+    def _inputs(self, s0: Tensor, s1: Tensor) -> list[Tensor]:
+        """The cell's first two states: its calibrated inputs, input 1 through ReLU-1x1-BN."""
+        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
+        return [s0, self.base(s1)]
+
+    def _node_results(
+        self, node: int, inputs: Sequence[int], ops: Sequence[str], states: list[Tensor], keep_prob: float
+    ) -> list[Tensor]:
+        """The results of node `node`'s ops on its input states (drop path on non-identity ops)."""
+        ys = []
+        for slot, (idx, op) in enumerate(zip(inputs, ops, strict=True)):
+            y = self.ops[2 * node + slot](states[idx])  # (B, C, H / stride, W / stride)
+            ys.append(drop_path(y, keep_prob) if op != "identity" and keep_prob < 1.0 else y)
+        return ys
+
+    @staticmethod
+    def _loose_reducers(loose: Sequence[int], c: int, reduction: bool) -> nn.ModuleDict:
+        """A reduction cell's factorized reductions of its loose cell inputs (keys: state index)."""
+        return nn.ModuleDict({str(i): FactorizedReduce(c, c) for i in loose if reduction and i < 2})
+
+    @staticmethod
+    def _concat_loose(states: list[Tensor], loose: Sequence[int], reducers: nn.ModuleDict) -> Tensor:
+        """The cell output: the loose states concatenated, each reduced first where `reducers` has it."""
+        outs = [reducers[str(i)](states[i]) if str(i) in reducers else states[i] for i in loose]
+        return torch.cat(outs, dim=1)  # (B, len(loose) * C, H', W')

@@ -23,19 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from enas_core.zoo.cell_stack import FinalCellStack, ImageNetConfig
+from enas_core.zoo.cell_stack import FinalCellFrame, FinalCellStack, ImageNetConfig
 from enas_core.zoo.image_ops import (
-    Calibrate,
     FactorizedReduce,
     OpFactory,
     Pool,
-    ReLUConvBN,
     SepConv,
-    create_op,
-    drop_path,
     image_example_input,
     image_train_step,
 )
@@ -69,44 +64,28 @@ class MicroNetConfig(ImageNetConfig):
             raise ValueError(f"channels must be even (factorized reductions), got {self.channels}")
 
 
-class FinalCell(nn.Module):
-    """E's `_fixed_layer`: calibrate, ReLU-1x1-BN on input 1, nodes, concat of loose ends.
-
-    `cell` is one cell of the structured genotype; output channels: len(concat) * c_out.
+class FinalCell(FinalCellFrame):
+    """E's `_fixed_layer`: calibrate, ReLU-1x1-BN on input 1, nodes (each the sum of its two ops),
+    concat of loose ends. `cell` is one cell of the structured genotype; output channels:
+    len(concat) * c_out.
     """
 
     def __init__(
         self, c_pp: int, c_p: int, c_out: int, reduce_pp: bool, reduction: bool, cell: Mapping[str, Any]
     ) -> None:
-        super().__init__()
-        self.nodes = [(tuple(node["inputs"]), tuple(node["ops"])) for node in cell["nodes"]]
-        self.calibrate = Calibrate(c_pp, c_p, c_out, reduce_pp)
-        self.base = ReLUConvBN(c_out, c_out, 1)
-        self.ops = nn.ModuleList(
-            create_op(MICRO_OP_REGISTRY, op, c_out, 2 if reduction and idx < 2 else 1)
-            for inputs, ops in self.nodes
-            for idx, op in zip(inputs, ops, strict=True)
-        )
+        nodes = [(tuple(node["inputs"]), tuple(node["ops"])) for node in cell["nodes"]]
+        super().__init__(c_pp, c_p, c_out, reduce_pp, reduction, MICRO_OP_REGISTRY, nodes)
+        self.nodes = nodes
         self.loose = list(cell["concat"])
-        self.combine = nn.ModuleDict(
-            {str(i): FactorizedReduce(c_out, c_out) for i in self.loose if reduction and i < 2}
-        )
+        self.combine = self._loose_reducers(self.loose, c_out, reduction)
         self.out_channels = len(self.loose) * c_out
 
     def forward(self, s0: Tensor, s1: Tensor, keep_prob: float) -> Tensor:
-        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
-        states = [s0, self.base(s1)]
+        states = self._inputs(s0, s1)
         for k, (inputs, ops) in enumerate(self.nodes):
-            total: Tensor | None = None
-            for slot, (idx, op) in enumerate(zip(inputs, ops, strict=True)):
-                y = self.ops[2 * k + slot](states[idx])  # (B, C, H / stride, W / stride)
-                if op != IDENTITY and keep_prob < 1.0:
-                    y = drop_path(y, keep_prob)
-                total = y if total is None else total + y
-            assert total is not None
-            states.append(total)
-        outs = [self.combine[str(i)](states[i]) if str(i) in self.combine else states[i] for i in self.loose]
-        return torch.cat(outs, dim=1)  # (B, n_loose * C, H', W')
+            y0, y1 = self._node_results(k, inputs, ops, states, keep_prob)
+            states.append(y0 + y1)
+        return self._concat_loose(states, self.loose, self.combine)
 
 
 class FinalMicroNet(FinalCellStack[MicroNetConfig]):

@@ -27,17 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enas_core.zoo.cell_stack import FinalCellStack, ImageNetConfig
+from enas_core.zoo.cell_stack import FinalCellFrame, FinalCellStack, ImageNetConfig
 from enas_core.zoo.image_ops import (
-    Calibrate,
     FactorizedReduce,
     OpFactory,
     Pool,
     ReLUConvBN,
     SepConv,
     bn,
-    create_op,
-    drop_path,
     image_example_input,
     image_train_step,
 )
@@ -109,41 +106,28 @@ class NasnetNetConfig(ImageNetConfig):
     num_blocks: int = 5
 
 
-class NasnetCell(nn.Module):
+class NasnetCell(FinalCellFrame):
     """One final-layout cell of a decoded cell {"blocks": [{"inputs", "ops", "combine"}], "concat"}."""
 
     def __init__(
         self, c_pp: int, c_p: int, c: int, reduce_pp: bool, reduction: bool, cell: Mapping[str, Any]
     ) -> None:
-        super().__init__()
-        self.blocks = [(tuple(b["inputs"]), tuple(b["ops"]), b["combine"]) for b in cell["blocks"]]
+        blocks = [(tuple(b["inputs"]), tuple(b["ops"]), b["combine"]) for b in cell["blocks"]]
+        super().__init__(c_pp, c_p, c, reduce_pp, reduction, NASNET_OP_REGISTRY, [b[:2] for b in blocks])
+        self.blocks = blocks
         self.concat = [int(i) for i in cell["concat"]]
-        self.calibrate = Calibrate(c_pp, c_p, c, reduce_pp)
-        self.base = ReLUConvBN(c, c, 1)
-        self.ops = nn.ModuleList(
-            create_op(NASNET_OP_REGISTRY, op, c, 2 if reduction and idx < 2 else 1)
-            for inputs, ops, _ in self.blocks
-            for idx, op in zip(inputs, ops, strict=True)
-        )
         self.project = nn.ModuleDict(
             {str(k): ReLUConvBN(2 * c, c, 1) for k, (_, _, how) in enumerate(self.blocks) if how == "concat"}
         )
-        self.shrink = nn.ModuleDict(
-            {str(i): FactorizedReduce(c, c) for i in self.concat if reduction and i < 2}
-        )
+        self.shrink = self._loose_reducers(self.concat, c, reduction)
         self.out_channels = len(self.concat) * c
 
     def forward(self, s0: Tensor, s1: Tensor, keep_prob: float) -> Tensor:
-        s0, s1 = self.calibrate(s0, s1)  # (B, C, H, W) each
-        states = [s0, self.base(s1)]
+        states = self._inputs(s0, s1)
         for k, (inputs, ops, how) in enumerate(self.blocks):
-            ys = []
-            for slot, (idx, op) in enumerate(zip(inputs, ops, strict=True)):
-                y = self.ops[2 * k + slot](states[idx])  # (B, C, H', W')
-                ys.append(drop_path(y, keep_prob) if op != "identity" and keep_prob < 1.0 else y)
+            ys = self._node_results(k, inputs, ops, states, keep_prob)
             states.append(combine(ys, how, self.project[str(k)] if how == "concat" else None))
-        outs = [self.shrink[str(i)](states[i]) if str(i) in self.shrink else states[i] for i in self.concat]
-        return torch.cat(outs, dim=1)  # (B, len(concat) * C, H', W')
+        return self._concat_loose(states, self.concat, self.shrink)
 
 
 class NasnetNet(FinalCellStack[NasnetNetConfig]):
