@@ -236,6 +236,30 @@ def resolve_spec(spec: SearchSpec) -> dict[str, Any]:
     return resolved
 
 
+OUTSIDE_ROOTS = "data_dir must be a folder inside the server's data roots (ENAS_DATA_DIR or ENAS_DATA_ROOTS)"
+
+
+def confine_data_dir(resolved: dict[str, Any], roots: tuple[Path, ...]) -> dict[str, Any]:
+    """``resolved`` with its ``data_dir`` (if any) made absolute and checked to lie in ``roots``.
+
+    A relative ``data_dir`` is taken inside the first root; ``..`` and symbolic links are resolved
+    first, so neither leads out. Returns a copy with the resolved folder.
+    Raises:
+        InvalidInput (field ``data_dir``): the folder is outside every root; the message is the same
+        whether or not the path exists, and names no server path.
+    """
+    given = resolved.get("data_dir")
+    if not given:
+        return resolved
+    try:
+        folder = (roots[0] / Path(given).expanduser()).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte
+        raise InvalidInput(OUTSIDE_ROOTS, field="data_dir") from e
+    if not any(folder.is_relative_to(root) for root in roots):
+        raise InvalidInput(OUTSIDE_ROOTS, field="data_dir")
+    return {**resolved, "data_dir": str(folder)}
+
+
 def check_data_dir(resolved: dict[str, Any], default_root: Path | None) -> Path | None:
     """Check the data folder of a resolved spec where this process can see it.
 
@@ -243,8 +267,8 @@ def check_data_dir(resolved: dict[str, Any], default_root: Path | None) -> Path 
     files (digits, synthetic-*) and folders that do not exist here (the worker may see another
     filesystem) are not checked. Returns the folder checked, or None.
     Raises:
-        InvalidInput (field ``data_dir``): the folder lacks a file of the layout, naming it and the
-        expected layout.
+        InvalidInput (field ``data_dir``): the folder lacks a file of the layout, naming the file and
+        the expected layout (not the folder: the message names no server path).
     """
     dataset = resolved.get("dataset")
     if dataset not in LAYOUTS:
@@ -271,10 +295,11 @@ def _check_files(folder: Path, names: tuple[str, ...], dataset: str, looks_right
     for name in names:
         path = folder / name
         if not path.is_file():
-            raise InvalidInput(f"{folder} lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
+            raise InvalidInput(f"the data folder lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
         if not looks_right(path):
             raise InvalidInput(
-                f"{path} is not in the expected format; expected {LAYOUTS[dataset]}", field="data_dir"
+                f"the data folder's {name} is not in the expected format; expected {LAYOUTS[dataset]}",
+                field="data_dir",
             )
 
 

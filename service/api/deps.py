@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from service.api.schemas import MAX_ID
 from service.errors import Unauthorized, Unavailable
 from service.queue import Queue
 from service.queue.connection import connect
@@ -74,6 +75,8 @@ def get_owner(request: Request, settings: Annotated[Settings, Depends(get_settin
     return owners[token]
 
 
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (1 to 2^63-1)")]
+"""A path id, bounded to what the databases hold (larger: 422, not a driver overflow)."""
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[Queue, Depends(get_queue)]

@@ -6,11 +6,15 @@ Links are paths relative to the API root.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.store.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
+
+MAX_ID = 2**63 - 1
+"""The largest id the databases hold (a signed 64-bit integer): larger ones are a 422, not a 500."""
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class SearchPublic(BaseModel):
@@ -119,7 +123,7 @@ class RetrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture_ids: list[int] | None = Field(default=None, min_length=1, max_length=100)
+    architecture_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100)
     top_k: int | None = Field(default=None, ge=1, le=100)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
 
