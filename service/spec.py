@@ -47,17 +47,31 @@ LAYOUTS = {
 }
 
 
+def _choices_schema() -> dict[str, Any]:
+    """The space, preset and dataset combinations the validator accepts, as JSON Schema (``anyOf``),
+    so the published schema says that one of space or preset is needed and which go together."""
+    branches: list[dict[str, Any]] = []
+    for space in presets.SPACES:
+        names = [name for name, preset in presets.PRESETS.items() if preset["space"] == space]
+        datasets = {"enum": [*presets.datasets_for(space), None]}
+        by_space = {"space": {"const": space}, "preset": {"enum": [*names, None]}, "dataset": datasets}
+        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets}
+        branches.append({"properties": by_space, "required": ["space"]})
+        branches.append({"properties": by_preset, "required": ["preset"]})
+    return {"anyOf": branches}
+
+
 class SearchSpec(BaseModel):
     """A search request. Only ``space`` (or ``preset``) is required; the rest comes from the preset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_choices_schema())
 
     space: Space | None = None
     dataset: Dataset | None = None
     data_dir: str | None = Field(default=None, max_length=4096)
     preset: str | None = None
     epochs: int | None = Field(default=None, ge=1, le=10_000)
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: int = Field(default=0, ge=0, le=2**53 - 1)  # exact as a JSON number (a double)
     name: str | None = Field(default=None, max_length=200)
     controller: dict[str, Any] | None = None
     child: dict[str, Any] | None = None

@@ -75,7 +75,7 @@ def get_owner(request: Request, settings: Annotated[Settings, Depends(get_settin
     return owners[token]
 
 
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (1 to 2^63-1)")]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (1 to 2^53-1)")]
 """A path id, bounded to what the databases hold (larger: 422, not a driver overflow)."""
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[Store, Depends(get_store)]

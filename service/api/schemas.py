@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.store.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
 
-MAX_ID = 2**63 - 1
-"""The largest id the databases hold (a signed 64-bit integer): larger ones are a 422, not a 500."""
+MAX_ID = 2**53 - 1
+"""The largest id the API takes (larger ones are a 422, not a database overflow and a 500): below
+the databases' 2^63 and exact as a JSON number everywhere (a double holds integers up to 2^53)."""
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
@@ -121,7 +122,9 @@ class RetrainRequest(BaseModel):
     """Body of ``POST /searches/{id}/retrain``: which architectures (ids of the search, or the best
     ``top_k`` derived ones; neither: the best derived one) and optionally the retrain epochs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"not": {"required": ["architecture_ids", "top_k"]}}
+    )
 
     architecture_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100)
     top_k: int | None = Field(default=None, ge=1, le=100)

@@ -15,6 +15,7 @@ import pytest
 
 from service.api.app import create_app
 from service.api.guards import MAX_BODY_BYTES, host_name, same_origin
+from service.api.schemas import MAX_ID
 from service.settings import Settings
 from tests.service.conftest import Api
 
@@ -180,12 +181,12 @@ ID_ROUTES = (
 
 def test_ids_past_the_database_range_are_422(api: Api) -> None:
     for route in ID_ROUTES:
-        for value in (2**63, 2**64 + 5, 10**30, 0, -1):
+        for value in (2**63, 2**64 + 5, 10**30, MAX_ID + 1, 0, -1):
             answer = api.http.get(route.format(value))
             assert answer.status_code == 422, (route, value)
             field = "architecture_id" if route.startswith("/architectures") else "search_id"
             assert error(answer)["field"] == field
-        assert api.http.get(route.format(2**63 - 1)).status_code == 404  # the largest id: just unknown
+        assert api.http.get(route.format(MAX_ID)).status_code == 404  # the largest id: just unknown
     for action in ("cancel", "resume", "retrain"):
         assert api.http.post(f"/searches/{2**63}/{action}").status_code == 422
     retrain = api.http.post(f"/searches/{queued_search(api)}/retrain", json={"architecture_ids": [2**63]})
