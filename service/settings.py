@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"  # the address the API listens on (`enasctl serve --host` sets it)
     trusted_hosts: str = ""  # "api.example.org,10.0.0.5" or "*"; empty: the loopback names + bind_host
     allowed_origins: str = ""  # "https://ui.example.org,..." : other origins that may send writes
+    sse_max_followers: int = 1000  # event streams one API process serves at once; past it: 429
+    sse_heartbeat_s: float = 15.0  # idle seconds between two heartbeat comments of an event stream
     data_roots: str = ""  # "/data,/mnt/datasets": the folders a spec's data_dir may be in; empty: data_dir
 
     @field_validator(

@@ -39,11 +39,13 @@ def _open(app: FastAPI) -> None:
 
 
 def _close(app: FastAPI) -> None:
+    if app.state.hub is not None:
+        app.state.hub.stop()
     if app.state.redis is not None:
         app.state.redis.close()
     if app.state.store is not None:
         app.state.store.dispose()
-    app.state.store = app.state.redis = app.state.queue = None
+    app.state.store = app.state.redis = app.state.queue = app.state.hub = None
 
 
 @asynccontextmanager
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     )
     app.state.settings = settings or get_settings()
     app.state.queue_prefix = queue_prefix
-    app.state.store = app.state.redis = app.state.queue = None
+    app.state.store = app.state.redis = app.state.queue = app.state.hub = None
     app.state.queue_lock = threading.Lock()
     install_error_handlers(app)
     app.add_middleware(SearchLogContext)  # plain ASGI middlewares (see `SearchLogContext`)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from service.api import usecases
-from service.api.deps import IdPath, OwnerDep, QueueDep, SettingsDep, StoreDep
-from service.api.responses import ONE_ERRORS, READ_ERRORS, SUBMIT_ERRORS, WRITE_ERRORS
+from service.api.deps import HubDep, IdPath, OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.responses import ONE_ERRORS, READ_ERRORS, SUBMIT_ERRORS, WRITE_ERRORS, errors
 from service.api.routes import events
 from service.api.schemas import (
     ArchitectureList,
@@ -156,13 +156,17 @@ def list_retrains(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
 @router.get(
     "/{search_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **ONE_ERRORS},
+    responses={200: {"content": {"text/event-stream": {}}}, **ONE_ERRORS, **errors(429)},
 )
-async def follow_events(search_id: IdPath, store: StoreDep, queue: QueueDep) -> StreamingResponse:
+async def follow_events(
+    search_id: IdPath, store: StoreDep, queue: QueueDep, hub: HubDep, settings: SettingsDep
+) -> StreamingResponse:
     """Server-Sent Events: the search's progress events as the worker publishes them.
 
     Starts with the latest state (the last event, or one built from the database), then each new
     event, with heartbeat comments while idle; ends after a ``finished`` event. See
-    `service.api.routes.events`.
+    `service.api.routes.events`. 429 past ``ENAS_SSE_MAX_FOLLOWERS`` open streams.
     """
-    return await events.event_response(store, queue, search_id)
+    return await events.event_response(
+        store, hub, queue.events, search_id, heartbeat_s=settings.sse_heartbeat_s
+    )
