@@ -223,3 +223,12 @@ def test_crafted_cursors_are_422(api: Api) -> None:
         assert too_long.status_code == 422 and error(too_long)["field"] == "cursor"
         odd = api.http.get(path, params={"cursor": "a+b/c="})  # not the URL-safe alphabet
         assert odd.status_code == 422 and error(odd)["field"] == "cursor"
+
+
+def test_the_schema_says_what_a_spec_needs(api: Api) -> None:
+    spec = api.http.get("/openapi.json").json()["components"]["schemas"]["SearchSpec"]
+    assert {"required": ["space"]} | spec["anyOf"][0] == spec["anyOf"][0]  # space or preset required
+    assert any(b["required"] == ["preset"] for b in spec["anyOf"])
+    empty = api.http.post("/searches", json={})
+    assert empty.status_code == 422 and error(empty)["field"] == "space"  # schema-invalid: refused
+    assert "give a space" in error(empty)["message"]
