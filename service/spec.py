@@ -9,6 +9,8 @@ API answers 422 with ``field: "child.foo"``).
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -140,8 +142,33 @@ def _type_name(kind: type) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
 
 
+RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_:.-]{0,99}")
+RAY_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def _check_custom_resources(value: Any) -> str | None:
+    """Why ``value`` is not a mapping of Ray custom resource names to amounts, or None."""
+    if not isinstance(value, dict):
+        return "must be an object of Ray custom resource names to amounts"
+    if len(value) > 16:
+        return "may name at most 16 resources"
+    for name, amount in value.items():
+        if name in RAY_BUILTIN_RESOURCES or not RESOURCE_NAME.fullmatch(name):
+            return (
+                f"names a resource {name[:100]!r} that is not a custom resource name "
+                "(letters, digits, _ : . -; CPU, GPU and memory have their own keys)"
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            return f"needs a number for {name!r}"
+        if not math.isfinite(amount) or not 0 < amount <= 10_000:
+            return f"needs an amount for {name!r} above 0 and at most 10000"
+    return None
+
+
 def _check_value(key: str, value: Any, default: Any) -> str | None:
     """Why ``value`` cannot override ``key`` (preset value ``default``), or None when it can."""
+    if isinstance(default, dict):
+        return _check_custom_resources(value)
     kind = presets.NULLABLE_TYPES.get(key) if default is None else type(default)
     if value is None:
         return None if default is None else f"must be {_type_name(kind)}, not null"  # type: ignore[arg-type]

@@ -273,17 +273,18 @@ def create_actors(plan: SearchPlan, search_id: int) -> tuple[ActorHandle, ActorH
     """Start ``(controller, shared)`` actors for a search on the connected Ray cluster.
 
     The shared model gets the spec's ``num_cpus`` and ``num_gpus`` (fractional GPUs allowed);
-    the controller the same CPUs and no GPU. Both are named after the search for the dashboard.
+    the controller the same CPUs and no GPU; each also its custom resources
+    (``resources.shared`` / ``resources.controller``). Both are named after the search for the
+    dashboard.
     """
-    cpus = plan.resources.num_cpus
     controller: Any = (
         ray.remote(ControllerActor)
-        .options(num_cpus=cpus, num_gpus=0, name=f"search-{search_id}-controller-{_suffix()}")
+        .options(**plan.resources.controller_options(), name=f"search-{search_id}-controller-{_suffix()}")
         .remote(plan)
     )
     shared: Any = (
         ray.remote(SharedModelActor)
-        .options(**plan.resources.ray_options(), name=f"search-{search_id}-shared-{_suffix()}")
+        .options(**plan.resources.shared_options(), name=f"search-{search_id}-shared-{_suffix()}")
         .remote(plan)
     )
     return controller, shared

@@ -39,18 +39,46 @@ class DatasetRef:
         return load_dataset(self.name, self.data_dir, self.seed)
 
 
+Custom = tuple[tuple[str, float], ...]
+
+
 @dataclass(frozen=True)
 class Resources:
-    """Ray resources of the shared-model actor and of each retrain task; ``device`` is what
-    the trainers are given (``auto``: CUDA when the process sees a GPU)."""
+    """Ray resources of a search's roles. The shared-model actor and each retrain task get
+    ``num_cpus`` and ``num_gpus``; the controller the same CPUs and no GPU. Each role also asks
+    for its custom resources (``shared``, ``controller``, ``retrain``: Ray custom resource name ->
+    amount), which places it on the nodes that offer them. ``device`` is what the trainers are
+    given (``auto``: CUDA when the process sees a GPU)."""
 
     num_cpus: float
     num_gpus: float
     device: str
+    shared: Custom = ()
+    controller: Custom = ()
+    retrain: Custom = ()
 
-    def ray_options(self) -> dict[str, float]:
-        """Keyword arguments for ``ray.remote(...)`` / ``.options(...)``."""
-        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+    def shared_options(self) -> dict[str, Any]:
+        """Ray ``.options(...)`` of the shared-model actor."""
+        return _options(self.num_cpus, self.num_gpus, self.shared)
+
+    def controller_options(self) -> dict[str, Any]:
+        """Ray ``.options(...)`` of the controller actor (never a GPU: it is a small LSTM)."""
+        return _options(self.num_cpus, 0.0, self.controller)
+
+    def retrain_options(self) -> dict[str, Any]:
+        """Ray ``.options(...)`` of each retraining task."""
+        return _options(self.num_cpus, self.num_gpus, self.retrain)
+
+
+def _options(num_cpus: float, num_gpus: float, custom: Custom) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    if custom:
+        options["resources"] = dict(custom)
+    return options
+
+
+def _custom(given: Any) -> Custom:
+    return tuple(sorted((str(name), float(amount)) for name, amount in dict(given or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,9 @@ def build_plan(spec: Mapping[str, Any], *, data_root: Path | str | None = None) 
             num_cpus=float(resources.get("num_cpus", 1.0)),
             num_gpus=float(resources.get("num_gpus", 0.0)),
             device=str(resources.get("device", "auto")),
+            shared=_custom(resources.get("shared")),
+            controller=_custom(resources.get("controller")),
+            retrain=_custom(resources.get("retrain")),
         ),
     )
 

@@ -287,7 +287,7 @@ def run_requested_retrain(
 def _remote(task: Any, plan: SearchPlan, max_retries: int) -> Any:
     """`retrain_task` (or ``task``) with the search's resources and the retry options."""
     return (task or retrain_task).options(
-        **plan.resources.ray_options(), max_retries=max_retries, retry_exceptions=[RetrainAttemptFailed]
+        **plan.resources.retrain_options(), max_retries=max_retries, retry_exceptions=[RetrainAttemptFailed]
     )
 
 

@@ -64,5 +64,15 @@ def cnn_sgd(lr_min: float, l2: float, keep_prob: float, lr_max: float = 0.05) ->
 
 
 def resources(num_gpus: float) -> dict[str, Any]:
-    # tensorboard: also write TensorBoard event files under <artifact_dir>/<search id>/tensorboard
-    return {"num_cpus": 1.0, "num_gpus": num_gpus, "device": "auto", "tensorboard": False}
+    # tensorboard: also write TensorBoard event files under <artifact_dir>/<search id>/tensorboard;
+    # shared / controller / retrain: Ray custom resources (name -> amount) each role also asks for,
+    # which places it on the nodes that offer them (e.g. {"node_a": 0.01}); empty: anywhere it fits
+    return {
+        "num_cpus": 1.0,
+        "num_gpus": num_gpus,
+        "device": "auto",
+        "tensorboard": False,
+        "shared": {},
+        "controller": {},
+        "retrain": {},
+    }

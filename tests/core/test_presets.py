@@ -140,6 +140,9 @@ PLAN_KEYS: dict[str, Any] = {
     "resources.num_cpus": lambda plan: plan.resources.num_cpus,
     "resources.num_gpus": lambda plan: plan.resources.num_gpus,
     "resources.device": lambda plan: plan.resources.device,
+    "resources.shared": lambda plan: dict(plan.resources.shared),
+    "resources.controller": lambda plan: dict(plan.resources.controller),
+    "resources.retrain": lambda plan: dict(plan.resources.retrain),
 }
 # Keys the core never sees: read by the service or the worker themselves.
 SERVICE_ONLY = {

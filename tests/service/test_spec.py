@@ -245,3 +245,22 @@ def test_shared_real_copies_pass(tmp_path: Path) -> None:
     if not ptb_mini.is_dir():
         pytest.skip("no shared ptb-mini copy on this machine")
     assert check_data_dir({"dataset": "ptb", "data_dir": str(ptb_mini)}, None) == ptb_mini
+
+
+def test_custom_resources_per_role_are_stored_and_checked() -> None:
+    spec = SearchSpec(space="micro", resources={"shared": {"node_a": 0.01}, "retrain": {"gpu_box": 1}})
+    resolved = resolve_spec(spec)
+    assert resolved["resources"]["shared"] == {"node_a": 0.01}
+    assert resolved["resources"]["controller"] == {}
+    assert resolved["resources"]["retrain"] == {"gpu_box": 1}
+    for bad, words in [
+        ({"shared": {"GPU": 1}}, "not a custom resource name"),
+        ({"shared": {"a b": 1}}, "not a custom resource name"),
+        ({"controller": {"ctl": 0}}, "above 0"),
+        ({"controller": {"ctl": True}}, "needs a number"),
+        ({"retrain": [1]}, "must be an object"),
+    ]:
+        with pytest.raises(ValidationError) as caught:
+            SearchSpec(space="micro", resources=bad)
+        error = caught.value.errors()[0]
+        assert error["loc"][0] == "resources" and words in error["msg"]

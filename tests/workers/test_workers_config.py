@@ -45,7 +45,7 @@ def test_micro_plan_fields_come_from_the_spec() -> None:
     assert plan.controller_train.lr == 0.01
     assert plan.space().params["num_nodes"] == 4 and plan.space().num_tokens == 2 * 4 * 4
     assert plan.seed == 7 and plan.dataset.seed == 7
-    assert plan.resources.ray_options() == {"num_cpus": 0.5, "num_gpus": 0.25}
+    assert plan.resources.shared_options() == {"num_cpus": 0.5, "num_gpus": 0.25}
 
 
 def test_data_dir_defaults_to_the_workers_data_root() -> None:
@@ -60,3 +60,13 @@ def test_data_dir_defaults_to_the_workers_data_root() -> None:
 def test_tokens_of_accepts_batches_and_lists() -> None:
     assert tokens_of({"tokens": [(1, 2)], "log_prob": [0.0], "entropy": [0.0]}) == [[1, 2]]
     assert tokens_of([(3, 4), [5]]) == [[3, 4], [5]]
+
+
+def test_custom_resources_reach_each_role_ray_options() -> None:
+    spec = resolve_spec(
+        SearchSpec(space="micro", resources={"shared": {"node_a": 0.5}, "controller": {"ctl": 1}})
+    )
+    resources = build_plan(spec).resources
+    assert resources.shared_options() == {"num_cpus": 1.0, "num_gpus": 0.0, "resources": {"node_a": 0.5}}
+    assert resources.controller_options() == {"num_cpus": 1.0, "num_gpus": 0.0, "resources": {"ctl": 1.0}}
+    assert resources.retrain_options() == {"num_cpus": 1.0, "num_gpus": 0.0}
