@@ -151,9 +151,9 @@ def _wait(compose: Compose, search_id: int, timeout: float, until_epoch: int | N
     raise AssertionError(f"search {search_id} stuck: {search}\n{compose.logs()}")
 
 
-def _submit(compose: Compose, epochs: int) -> int:
+def _submit(compose: Compose, epochs: int, *sets: str) -> int:
     args = ["submit", "--space", "micro", "--dataset", "digits", "--epochs", str(epochs), "--seed", "1"]
-    return int(compose.enasctl(*args)["id"])
+    return int(compose.enasctl(*args, *[a for s in sets for a in ("--set", s)])["id"])
 
 
 def _timed_search(compose: Compose, epochs: int) -> float:
@@ -170,6 +170,7 @@ def _victim(compose: Compose, search_id: int) -> tuple[str, str]:
     shared = [ip for name, ip in mine.items() if name.startswith(f"search-{search_id}-shared-")]
     assert len(shared) == 1 and len(mine) == 2, f"the search's actors: {actors}"
     containers = compose.worker_containers()
+    assert shared[0] in containers, f"the shared actor asked for {WORKER_RESOURCE}: {shared} on {containers}"
     if VICTIM == "shared":
         ip = shared[0]
     else:
@@ -200,7 +201,8 @@ def test_compose_cluster_runs_a_search_and_survives_a_ray_node_loss() -> None:
             flush=True,
         )
 
-        search_id = _submit(compose, epochs=4)
+        # the shared-model actor asks for the ray-worker nodes' custom resource (placement contract)
+        search_id = _submit(compose, 4, f"resources.shared={{{WORKER_RESOURCE}: 0.01}}")
         _wait(compose, search_id, 600, until_epoch=0)
         ip, container = _victim(compose, search_id)
         subprocess.run(["docker", "kill", container], check=True, capture_output=True, timeout=60)
