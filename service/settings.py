@@ -13,6 +13,7 @@ from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import artifacts
+from service.auth import Tokens, parse_tokens
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]")
@@ -35,7 +36,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path | None = None  # default {home}/data; holds cifar10/, ptb/ ...
     server: str = "http://127.0.0.1:8000"  # where the CLI finds the API
-    auth_tokens: str = ""  # "tok1,tok2" or "alice:tok1,bob:tok2"; empty: no auth
+    auth_tokens: str = ""  # "alice:tok1,bob:sha256:<hex>" (service/auth.py); empty: no auth
+    admins: str = ""  # "alice,ops": token names that see and change every search
+    insecure: bool = False  # serve a non-loopback --host without tokens (`enasctl serve --insecure`)
     ray_num_cpus: int | None = None
     log_level: str = "INFO"
     # Reliability (workers/lease.py, workers/reconciler.py, workers/checkpoint.py); tests shrink them.
@@ -109,20 +112,9 @@ class Settings(BaseSettings):
         assert self.data_dir is not None  # set by validation
         return tuple(p.expanduser().resolve() for p in (given or [self.data_dir]))
 
-    def token_owners(self) -> dict[str, str]:
-        """Map each accepted bearer token to its owner name.
-
-        ``"alice:tok1,tok2"`` gives ``{"tok1": "alice", "tok2": "token-2"}``; empty means no auth.
-        """
-        owners: dict[str, str] = {}
-        items = [item.strip() for item in self.auth_tokens.split(",") if item.strip()]
-        for position, item in enumerate(items, start=1):
-            name, sep, token = item.partition(":")
-            if sep and name.strip() and token.strip():
-                owners[token.strip()] = name.strip()
-            else:
-                owners[item] = f"token-{position}"
-        return owners
+    def tokens(self) -> Tokens:
+        """The accepted tokens and the admins (`service.auth.parse_tokens`; raises AuthConfigError)."""
+        return parse_tokens(self.auth_tokens, self.admins)
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,8 @@ from service.api.deps import connect_queue
 from service.api.guards import BodyLimit, BrowserGuard, SecurityHeaders, TrustedHosts
 from service.api.handlers import install_error_handlers
 from service.api.responses import COMMON_ERRORS
-from service.api.routes import architectures, docs, health, metrics, pages, searches, spaces
+from service.api.routes import architectures, docs, health, metrics, pages, searches, session, spaces
+from service.auth import check_exposure
 from service.errors import Unavailable
 from service.logging import SearchLogContext
 from service.settings import Settings, get_settings
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     """Build the API for ``settings`` (default: the process settings from the environment).
 
     ``queue_prefix`` is the Redis key prefix of the job queue (tests share a server with their own).
+    Raises `service.auth.AuthConfigError` for unusable tokens, or a non-loopback ``bind_host``
+    without tokens and without ``insecure``.
     """
     app = FastAPI(
         title="enas-service",
@@ -71,7 +74,9 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
         redoc_url=None,
         responses=COMMON_ERRORS,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.tokens = settings.tokens()  # AuthConfigError: `enasctl serve` exits 2 with its message
+    check_exposure(app.state.tokens, settings.bind_host, insecure=settings.insecure)
     app.state.queue_prefix = queue_prefix
     app.state.store = app.state.redis = app.state.queue = app.state.hub = None
     app.state.queue_lock = threading.Lock()
@@ -83,6 +88,6 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     app.add_middleware(BrowserGuard, settings=app.state.settings)
     app.add_middleware(TrustedHosts, settings=app.state.settings)
     app.add_middleware(SecurityHeaders)
-    for module in (searches, architectures, spaces, health, metrics, pages, docs):
+    for module in (searches, architectures, spaces, health, metrics, pages, docs, session):
         app.include_router(module.router)
     return app

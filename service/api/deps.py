@@ -1,4 +1,4 @@
-"""Dependencies of the routes (``Annotated`` aliases): settings, store, queue, caller.
+"""Dependencies of the routes (``Annotated`` aliases): settings, store, queue, caller (`get_caller`).
 
 The store and the Redis connection live on ``app.state`` (built by the app's lifespan); a Redis
 connection that failed at start is retried on the next request that needs it.
@@ -12,13 +12,12 @@ from fastapi import Depends, Path, Request
 
 from service.api.followers import Hub
 from service.api.schemas import MAX_ID
+from service.auth import Caller, Tokens
 from service.errors import Unauthorized, Unavailable
 from service.queue import Queue
 from service.queue.connection import connect
 from service.settings import Settings
 from service.store import Store
-
-ANONYMOUS = "anonymous"
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -65,25 +64,46 @@ def get_hub(request: Request) -> Hub:
     return state.hub
 
 
+SESSION_COOKIE = "enas_token"
+"""The cookie the page's sign-in form sets (``POST /session``); it authenticates reads (GET, HEAD)
+only, so a cross-site request can never change anything with it."""
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def get_owner(request: Request, settings: Annotated[Settings, Depends(get_settings_dep)]) -> str:
-    """Who is calling a mutating endpoint: the token's owner, or ``anonymous`` when auth is off.
-
-    Raises :class:`Unauthorized` when ``ENAS_AUTH_TOKENS`` is set and no known token is given.
-    """
-    owners = settings.token_owners()
-    if not owners:
-        return ANONYMOUS
+def presented_token(request: Request) -> str | None:
+    """The bearer token, else (reads only) the page's session cookie."""
     token = _bearer(request)
+    if token is None and request.method in READ_METHODS:
+        token = request.cookies.get(SESSION_COOKIE) or None
+    return token
+
+
+def get_tokens(request: Request) -> Tokens:
+    """The tokens parsed once by `create_app` (``app.state.tokens``)."""
+    return request.app.state.tokens
+
+
+def get_caller(request: Request) -> Caller:
+    """Who is calling: the token's name (an admin when ``ENAS_ADMINS`` names it), or ``anonymous``
+    for everyone when ``ENAS_AUTH_TOKENS`` is empty. What a caller sees is `Caller.sees`.
+
+    Raises :class:`Unauthorized` when tokens are set and no known token is given.
+    """
+    tokens = get_tokens(request)
+    if not tokens.enabled:
+        return Caller()
+    token = presented_token(request)
     if token is None:
         raise Unauthorized("this endpoint needs an 'Authorization: Bearer <token>' header")
-    if token not in owners:
+    name = tokens.owner_of(token)
+    if name is None:
         raise Unauthorized("unknown token")
-    return owners[token]
+    return tokens.caller(name)
 
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (1 to 2^53-1)")]
@@ -92,4 +112,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 HubDep = Annotated[Hub, Depends(get_hub)]
-OwnerDep = Annotated[str, Depends(get_owner)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

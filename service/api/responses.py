@@ -28,8 +28,8 @@ class ErrorBody(BaseModel):
 DESCRIPTIONS = {
     400: "untrusted Host header, or a body that is not valid JSON",
     401: "missing or unknown bearer token (when ENAS_AUTH_TOKENS is set)",
-    403: "a foreign Origin, or a search of another owner",
-    404: "no such search, architecture or file",
+    403: "a foreign Origin",
+    404: "no such search, architecture or file (another owner's is answered as missing)",
     409: "the object is in the wrong state for the request",
     413: "the body is larger than the limit",
     415: "a state-changing request whose body is not application/json",
@@ -47,9 +47,9 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 COMMON_ERRORS = errors(400, 413)
 """What `service.api.guards` may answer on any route."""
-READ_ERRORS = errors(422, 503)
-"""A read taking parameters (422) from the store (503)."""
-ONE_ERRORS = errors(404, 422, 503)
+READ_ERRORS = errors(401, 422, 503)
+"""A read taking parameters (422) from the store (503); 401 with tokens and none given."""
+ONE_ERRORS = errors(401, 404, 422, 503)
 """A read of one object by id."""
 WRITE_ERRORS = errors(401, 403, 404, 409, 415, 422, 503)
 """A state-changing request on an existing object."""

@@ -10,8 +10,10 @@ import logging
 
 import redis
 
+from service.api.access import visible_architecture, visible_search
 from service.api.schemas import RetrainRequest
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from service.auth import Caller
+from service.errors import Conflict, InvalidInput, NotFound, Unavailable
 from service.queue import Job, Queue
 from service.settings import Settings
 from service.spec import SearchSpec, check_data_dir, confine_data_dir, resolve_spec
@@ -34,7 +36,7 @@ def _enqueue(store: Store, queue: Queue, record: SearchRecord) -> None:
 
 
 def submit_search(
-    *, store: Store, queue: Queue, spec: SearchSpec, settings: Settings, owner: str
+    *, store: Store, queue: Queue, spec: SearchSpec, settings: Settings, caller: Caller
 ) -> SearchRecord:
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
@@ -43,24 +45,17 @@ def submit_search(
     """
     resolved = confine_data_dir(resolve_spec(spec), settings.data_root_paths())
     check_data_dir(resolved, settings.data_dir)
-    record = store.create_search(spec=resolved, owner=owner)
+    record = store.create_search(spec=resolved, owner=caller.name)
     _enqueue(store, queue, record)
     return record
 
 
-def _check_owner(record: SearchRecord, owner: str, settings: Settings) -> None:
-    if settings.token_owners() and record.owner != owner:
-        raise Forbidden(f"search {record.id} belongs to {record.owner}")
-
-
-def cancel_search(
-    *, store: Store, queue: Queue, search_id: int, owner: str, settings: Settings
-) -> SearchRecord:
+def cancel_search(*, store: Store, queue: Queue, search_id: int, caller: Caller) -> SearchRecord:
     """Cancel a search: a queued one at once, a running one at its worker's next batch boundary.
 
-    Idempotent. Raises NotFound, Conflict (already succeeded or failed), Forbidden (not the owner).
+    Idempotent. Raises NotFound (also for another owner's search), Conflict (already succeeded or failed).
     """
-    _check_owner(store.get_search(search_id=search_id), owner, settings)
+    visible_search(store, caller, search_id)  # another owner's: NotFound
     record = store.request_cancel(search_id=search_id)
     if record.status == "running":
         try:
@@ -70,17 +65,15 @@ def cancel_search(
     return record
 
 
-def resume_search(
-    *, store: Store, queue: Queue, search_id: int, owner: str, settings: Settings
-) -> SearchRecord:
+def resume_search(*, store: Store, queue: Queue, search_id: int, caller: Caller) -> SearchRecord:
     """Queue a failed or cancelled search again; its worker resumes from the last checkpoint.
 
     Redis is checked first, so an unreachable one leaves the search as it was (503). If the push
     still fails after the row went back to ``queued``, the row stays queued: the workers'
     reconciler queues it when Redis is back (503 says so).
-    Raises NotFound, Conflict (not failed or cancelled), Forbidden, Unavailable.
+    Raises NotFound (also another owner's), Conflict (not failed or cancelled), Unavailable.
     """
-    _check_owner(store.get_search(search_id=search_id), owner, settings)
+    visible_search(store, caller, search_id)  # another owner's: NotFound
     try:
         queue.redis.ping()
     except redis.RedisError as e:
@@ -97,7 +90,7 @@ def resume_search(
 
 
 def retrain_search(
-    *, store: Store, queue: Queue, search_id: int, request: RetrainRequest, owner: str, settings: Settings
+    *, store: Store, queue: Queue, search_id: int, request: RetrainRequest, caller: Caller
 ) -> list[RetrainRecord]:
     """Create (or find) the retrain rows of the chosen architectures and queue a job for each queued one.
 
@@ -105,13 +98,12 @@ def retrain_search(
     retrained successfully keeps its row (returned as it is). Redis is checked first (503, nothing
     changed); a push that still fails leaves the rows queued for the reconciler (503).
     Raises NotFound (search, architecture), Conflict (search queued or running; no derived
-    architectures), InvalidInput (an architecture of another search), Forbidden, Unavailable.
+    architectures), InvalidInput (an architecture of another search), Unavailable.
     """
-    search = store.get_search(search_id=search_id)
-    _check_owner(search, owner, settings)
+    search = visible_search(store, caller, search_id)  # another owner's: NotFound
     if search.status in ("queued", "running"):
         raise Conflict(f"search {search_id} is {search.status}: retrain it once it has finished")
-    architecture_ids = _chosen_architectures(store, search_id, request)
+    architecture_ids = _chosen_architectures(store, caller, search_id, request)
     try:
         queue.redis.ping()
     except redis.RedisError as e:
@@ -129,14 +121,14 @@ def retrain_search(
     return rows
 
 
-def _chosen_architectures(store: Store, search_id: int, request: RetrainRequest) -> list[int]:
+def _chosen_architectures(store: Store, caller: Caller, search_id: int, request: RetrainRequest) -> list[int]:
     """The architecture ids a retrain request names (checked to be the search's), in order."""
     if request.architecture_ids is not None:
         for architecture_id in request.architecture_ids:
-            owner = store.get_architecture(architecture_id=architecture_id).search_id  # NotFound: 404
-            if owner != search_id:
-                raise InvalidInput(
-                    f"architecture {architecture_id} belongs to search {owner}, not {search_id}",
+            chosen = visible_architecture(store, caller, architecture_id)  # NotFound: 404
+            if chosen.search_id != search_id:
+                raise InvalidInput(  # naming neither the other search nor its owner
+                    f"architecture {architecture_id} is not an architecture of search {search_id}",
                     field="architecture_ids",
                 )
         return list(dict.fromkeys(request.architecture_ids))

@@ -15,12 +15,15 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service.cli import searches  # noqa: F401  (registers the search commands first, for --help)
-from service.cli.common import EXIT_FAILURE, EXIT_OK, app, console, db_app, err_console
+from service.cli.common import EXIT_FAILURE, EXIT_OK, app, console, db_app, err_console, usage
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 @app.command()
@@ -43,16 +46,39 @@ def worker(
         raise typer.Exit(EXIT_FAILURE) from e
 
 
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        envvar="ENAS_INSECURE",
+        help="Serve a non-loopback --host without ENAS_AUTH_TOKENS (anyone reaching it may do anything).",
+    ),
+]
+
+
+def _checked_settings(host: str, insecure: bool) -> Settings:
+    """The settings for an API on ``host``; exits 2 with the message (never a token) when the tokens
+    are unusable or a non-loopback host has none (`service.auth.check_exposure`)."""
+    from service.auth import AuthConfigError, check_exposure
+    from service.settings import get_settings
+
+    settings = get_settings().model_copy(update={"bind_host": host, "insecure": insecure})
+    try:
+        check_exposure(settings.tokens(), host, insecure=insecure)
+    except AuthConfigError as e:
+        raise usage(str(e)) from None
+    return settings
+
+
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, insecure: InsecureOpt = False) -> None:
     """Run the API server (migrates the database first)."""
     import uvicorn
 
     from service.api.app import create_app
     from service.logging import configure_logging
-    from service.settings import get_settings
 
-    settings = get_settings().model_copy(update={"bind_host": host})  # a trusted Host name by default
+    settings = _checked_settings(host, insecure)  # bind_host: a trusted Host name by default
     configure_logging(settings)
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower()
@@ -75,16 +101,16 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the API server.")] = 8000,
     host: str = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="How many workers to start.")] = 1,
+    insecure: InsecureOpt = False,
 ) -> None:
     """Start everything on this machine: embedded Redis (unless ENAS_REDIS_URL), the API, workers.
 
     Ctrl-C (or SIGTERM) stops all of it.
     """
     from service.queue.connection import start_embedded
-    from service.settings import get_settings
     from service.store.db import upgrade
 
-    settings = get_settings()
+    settings = _checked_settings(host, insecure)
     settings.home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, ENAS_HOME=str(settings.home))
     embedded = None
@@ -93,7 +119,8 @@ def up(
         env["ENAS_REDIS_URL"] = url
     upgrade(settings.db_url)
     exe = [sys.executable, "-m", "service.cli"]
-    children = [subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)], env=env)]
+    serve_args = ["serve", "--host", host, "--port", str(port), *(["--insecure"] if insecure else [])]
+    children = [subprocess.Popen([*exe, *serve_args], env=env)]
     children += [
         subprocess.Popen([*exe, "worker", "--worker-id", f"{os.uname().nodename}-{os.getpid()}-{i}"], env=env)
         for i in range(workers)

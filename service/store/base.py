@@ -51,9 +51,15 @@ class BaseStore(abc.ABC):
 
     @abc.abstractmethod
     def list_searches(
-        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[SearchRecord], str | None]:
-        """Searches newest first; returns ``(page, next_cursor)``, ``next_cursor`` None on the last page.
+        """Searches newest first (only ``owner``'s when given); returns ``(page, next_cursor)``,
+        ``next_cursor`` None on the last page.
         Raises InvalidInput (status, limit outside 1..500, a cursor this store did not hand out)."""
 
     @abc.abstractmethod
@@ -99,8 +105,9 @@ class BaseStore(abc.ABC):
         """Every ``queued`` or ``running`` search, oldest first (the reconciler's view of the truth)."""
 
     @abc.abstractmethod
-    def counts_by_status(self) -> dict[str, int]:
-        """Number of searches in each status (every status present, zeros included)."""
+    def counts_by_status(self, *, owner: str | None = None) -> dict[str, int]:
+        """Number of searches (only ``owner``'s when given) in each status (every status present,
+        zeros included)."""
 
     # -- epochs and architectures ----------------------------------------------------------------
 

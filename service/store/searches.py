@@ -44,10 +44,17 @@ class SearchesPart(StorePart):
             return SearchRecord.from_row(search_row(session, search_id))
 
     def list_searches(
-        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[SearchRecord], str | None]:
         check_limit(limit, 500)
         query = select(Search).order_by(Search.id.desc()).limit(limit + 1)
+        if owner is not None:
+            query = query.where(Search.owner == owner)
         if status is not None:
             if status not in models.SEARCH_STATUSES:
                 raise InvalidInput(
@@ -126,9 +133,12 @@ class SearchesPart(StorePart):
         with self._db.session() as session:
             return [SearchRecord.from_row(r) for r in session.scalars(query)]
 
-    def counts_by_status(self) -> dict[str, int]:
+    def counts_by_status(self, *, owner: str | None = None) -> dict[str, int]:
+        query = select(Search.status, func.count()).group_by(Search.status)
+        if owner is not None:
+            query = query.where(Search.owner == owner)
         with self._db.session() as session:
-            rows = session.execute(select(Search.status, func.count()).group_by(Search.status)).all()
+            rows = session.execute(query).all()
         counts = dict.fromkeys(models.SEARCH_STATUSES, 0)
         counts.update({status: int(n) for status, n in rows})
         return counts

@@ -329,9 +329,9 @@ def test_auth_tokens(embedded_home: Path, tmp_path: Path, serve: Any) -> None:
             created = http.post("/searches", json=body, headers={"Authorization": "Bearer tok-a"})
             assert created.status_code == 201 and created.json()["owner"] == "alice"
             sid = created.json()["id"]
-            assert http.get(f"/searches/{sid}").status_code == 200  # reading needs no token
+            assert http.get(f"/searches/{sid}").status_code == 401  # reading needs a token too
             other = http.post(f"/searches/{sid}/cancel", headers={"Authorization": "Bearer tok-b"})
-            assert other.status_code == 403
+            assert other.status_code == 404  # another owner's search is answered as missing
             mine = http.post(f"/searches/{sid}/cancel", headers={"Authorization": "Bearer tok-a"})
             assert mine.json()["status"] == "cancelled"
 

@@ -26,17 +26,9 @@ def test_paths_follow_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     s = Settings()
     assert s.home == tmp_path and s.database_url == f"sqlite:///{tmp_path / 'enas.db'}"
     assert s.artifact_dir == str(tmp_path / "artifacts") and s.data_dir == tmp_path / "data"
-    assert (s.redis_url, s.ray_address, s.ray_num_cpus, s.token_owners()) == (None, None, 2, {})
+    assert (s.redis_url, s.ray_address, s.ray_num_cpus, s.tokens().enabled) == (None, None, 2, False)
     monkeypatch.setenv("ENAS_DATABASE_URL", "postgresql://u@db/enas")
     assert Settings().database_url == "postgresql://u@db/enas"
-
-
-def test_tokens() -> None:
-    assert Settings(auth_tokens="alice:t1, t2 ,bob:t3").token_owners() == {
-        "t1": "alice",
-        "t2": "token-2",
-        "t3": "bob",
-    }
 
 
 def test_get_settings_is_read_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

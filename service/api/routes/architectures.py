@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from service.api.deps import IdPath, StoreDep
+from service.api.access import visible_architecture
+from service.api.deps import CallerDep, IdPath, StoreDep
 from service.api.responses import ONE_ERRORS, errors
 from service.api.schemas import ArchitectureDetail, architecture_public
 from service.errors import Conflict, InvalidInput, NotFound, NotServedHere, Unavailable
@@ -34,9 +35,9 @@ def _structured(record: ArchitectureRecord) -> dict[str, Any] | None:
 
 
 @router.get("/{architecture_id}", response_model=ArchitectureDetail, responses=ONE_ERRORS)
-def get_architecture(architecture_id: IdPath, store: StoreDep) -> dict[str, Any]:
+def get_architecture(architecture_id: IdPath, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
     """One architecture with its genotype and the human-readable structured form."""
-    record = store.get_architecture(architecture_id=architecture_id)
+    record = visible_architecture(store, caller, architecture_id)
     return {**architecture_public(record), "structured": _structured(record)}
 
 
@@ -45,9 +46,9 @@ def get_architecture(architecture_id: IdPath, store: StoreDep) -> dict[str, Any]
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}, **ONE_ERRORS},
 )
-def draw_architecture(architecture_id: IdPath, store: StoreDep) -> Response:
+def draw_architecture(architecture_id: IdPath, store: StoreDep, caller: CallerDep) -> Response:
     """The architecture drawn as SVG."""
-    record = store.get_architecture(architecture_id=architecture_id)
+    record = visible_architecture(store, caller, architecture_id)
     if not record.genotype:
         raise NotFound(f"architecture {architecture_id} has no stored genotype to draw")
     try:
@@ -74,17 +75,18 @@ ONNX_HERE = (
     response_class=Response,
     responses={
         200: {"content": {"application/json": {}, "text/x-python": {}}},
-        **errors(404, 409, 422, 501, 503),
+        **errors(401, 404, 409, 422, 501, 503),
     },
 )
 def export_architecture(
     architecture_id: IdPath,
     store: StoreDep,
+    caller: CallerDep,
     fmt: Annotated[ExportFormat, Query(alias="format")] = "json",
 ) -> Response:
     """The architecture as a versioned genotype JSON document (with its network's shape) or as a
     standalone PyTorch module file (``model.py``, torch only); ONNX: 501, built by the CLI."""
-    record = store.get_architecture(architecture_id=architecture_id)
+    record = visible_architecture(store, caller, architecture_id)
     if fmt == "onnx":
         raise NotServedHere(ONNX_HERE.format(id=architecture_id), field="format")
     from enas_core import codegen  # stdlib-only: it writes the model file as text

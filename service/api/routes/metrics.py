@@ -15,6 +15,10 @@ same and nothing is lost when a process restarts:
   ``enas_search_best_reward``, ``enas_search_entropy``, ``enas_search_baseline``,
   ``enas_search_architectures_per_second`` and ``enas_search_epoch_duration_seconds``.
 
+With ``ENAS_AUTH_TOKENS`` set a scrape needs a token (Prometheus: ``authorization`` in the scrape
+config); the per-search series are then the caller's searches only (an admin's: all), the
+service-wide totals above stay service-wide (counts, no ids).
+
 The database being down answers 503 (the scrape fails, as it should); Redis being down only
 drops the queue depth and sets ``enas_redis_up`` to 0.
 """
@@ -34,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from enas_core.epoch import EpochMetrics
-from service.api.deps import StoreDep, connect_queue
+from service.api.deps import CallerDep, StoreDep, connect_queue
 from service.api.responses import errors
 from service.store import Store
 from service.store.db import translate
@@ -101,7 +105,7 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return values[low] + (values[high] - values[low]) * (position - low)
 
 
-def _database_families(session: Session) -> list[Family]:
+def _database_families(session: Session, owner: str | None) -> list[Family]:
     searches = Family("enas_searches", "gauge", "Searches by status.")
     counts = dict(session.execute(select(Search.status, func.count()).group_by(Search.status)).all())
     for status in SEARCH_STATUSES:
@@ -126,7 +130,7 @@ def _database_families(session: Session) -> list[Family]:
     count, total = session.execute(select(func.count(Epoch.duration_s), func.sum(Epoch.duration_s))).one()
     durations.add(total or 0.0, suffix="_sum")
     durations.add(count or 0, suffix="_count")
-    return [searches, sampled, durations, *_running_families(session)]
+    return [searches, sampled, durations, *_running_families(session, owner)]
 
 
 RUNNING_SERIES = (
@@ -141,14 +145,14 @@ RUNNING_SERIES = (
 )
 
 
-def _running_families(session: Session) -> list[Family]:
-    """Gauges of the running searches, from each one's row and its last epoch."""
+def _running_families(session: Session, owner: str | None) -> list[Family]:
+    """Gauges of the running searches (only ``owner``'s when given), from each one's row and its
+    last epoch."""
     families = {name: Family(name, "gauge", text) for name, text in RUNNING_SERIES}
-    running = list(
-        session.scalars(
-            select(Search).where(Search.status == "running").order_by(Search.id.desc()).limit(MAX_RUNNING)
-        )
-    )
+    query = select(Search).where(Search.status == "running")
+    if owner is not None:
+        query = query.where(Search.owner == owner)
+    running = list(session.scalars(query.order_by(Search.id.desc()).limit(MAX_RUNNING)))
     last = {search.id: search.epoch for search in running if search.epoch is not None}
     epochs: dict[int, EpochMetrics] = {}
     if last:
@@ -174,15 +178,16 @@ def _running_families(session: Session) -> list[Family]:
     return list(families.values())
 
 
-def database_families(store: Store) -> list[Family]:
-    """The families read from the database, in one read-only transaction.
+def database_families(store: Store, owner: str | None = None) -> list[Family]:
+    """The families read from the database, in one read-only transaction; the per-search series
+    only of ``owner``'s searches when given.
 
     Raises:
         service.errors.Unavailable: the database cannot be reached.
     """
     try:
         with Session(store.engine) as session, session.begin():
-            return _database_families(session)
+            return _database_families(session, owner)
     except SQLAlchemyError as e:
         raise translate(e) from e
 
@@ -201,9 +206,10 @@ def queue_families(state: Any) -> list[Family]:
 
 
 @router.get(
-    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, **errors(503)}
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, **errors(401, 503)}
 )
-def metrics(request: Request, store: StoreDep) -> Response:
-    """The service's metrics in the Prometheus text format."""
-    families = database_families(store) + queue_families(request.app.state)
+def metrics(request: Request, store: StoreDep, caller: CallerDep) -> Response:
+    """The service's metrics in the Prometheus text format (with tokens: a token is needed, and the
+    per-search series are the caller's searches only, an admin's all)."""
+    families = database_families(store, caller.owner_filter) + queue_families(request.app.state)
     return Response(render(families), media_type=CONTENT_TYPE)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from service.api import usecases
-from service.api.deps import HubDep, IdPath, OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.access import visible_search
+from service.api.deps import CallerDep, HubDep, IdPath, QueueDep, SettingsDep, StoreDep
 from service.api.responses import ONE_ERRORS, READ_ERRORS, SUBMIT_ERRORS, WRITE_ERRORS, errors
 from service.api.routes import events
 from service.api.schemas import (
@@ -43,54 +45,49 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 @router.post("", status_code=201, response_model=SearchPublic, responses=SUBMIT_ERRORS)
 def submit_search(
-    spec: SearchSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+    spec: SearchSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Submit a search: stored as ``queued``, then its id is pushed on the job queue."""
-    record = usecases.submit_search(store=store, queue=queue, spec=spec, settings=settings, owner=owner)
+    record = usecases.submit_search(store=store, queue=queue, spec=spec, settings=settings, caller=caller)
     return search_public(record)
 
 
 @router.get("", response_model=SearchList, responses=READ_ERRORS)
 def list_searches(
     store: StoreDep,
+    caller: CallerDep,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Searches, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor or None)
+    """The caller's searches (an admin's or, without tokens, everyone's), newest first; pass
+    ``next_cursor`` back as ``cursor`` for the next page. ``counts`` are of the same searches."""
+    owner = caller.owner_filter
+    records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor or None, owner=owner)
     return {
         "items": [search_public(r) for r in records],
         "next_cursor": next_cursor,
-        "counts": store.counts_by_status(),
+        "counts": store.counts_by_status(owner=owner),
     }
 
 
 @router.get("/{search_id}", response_model=SearchPublic, responses=ONE_ERRORS)
-def get_search(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
+def get_search(search_id: IdPath, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
     """One search: status, progress, best reward, timings, resolved spec, error, links."""
-    return search_public(store.get_search(search_id=search_id))
+    return search_public(visible_search(store, caller, search_id))
 
 
 @router.post("/{search_id}/cancel", response_model=SearchPublic, responses=WRITE_ERRORS)
-def cancel_search(
-    search_id: IdPath, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
-) -> dict[str, Any]:
+def cancel_search(search_id: IdPath, store: StoreDep, queue: QueueDep, caller: CallerDep) -> dict[str, Any]:
     """Cancel (cooperative for a running search). Idempotent; 409 for a succeeded or failed search."""
-    record = usecases.cancel_search(
-        store=store, queue=queue, search_id=search_id, owner=owner, settings=settings
-    )
+    record = usecases.cancel_search(store=store, queue=queue, search_id=search_id, caller=caller)
     return search_public(record)
 
 
 @router.post("/{search_id}/resume", response_model=SearchPublic, responses=WRITE_ERRORS)
-def resume_search(
-    search_id: IdPath, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
-) -> dict[str, Any]:
+def resume_search(search_id: IdPath, store: StoreDep, queue: QueueDep, caller: CallerDep) -> dict[str, Any]:
     """Queue a failed or cancelled search again (it resumes from its last checkpoint); else 409."""
-    record = usecases.resume_search(
-        store=store, queue=queue, search_id=search_id, owner=owner, settings=settings
-    )
+    record = usecases.resume_search(store=store, queue=queue, search_id=search_id, caller=caller)
     return search_public(record)
 
 
@@ -98,6 +95,7 @@ def resume_search(
 def list_architectures(
     search_id: IdPath,
     store: StoreDep,
+    caller: CallerDep,
     epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
     phase: Literal["train", "sample", "derive"] | None = None,
     order: Literal["index", "reward"] = "index",
@@ -105,6 +103,7 @@ def list_architectures(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The search's architectures (sampled, trained, derived), by index or best reward first."""
+    visible_search(store, caller, search_id)
     records, next_cursor = store.list_architectures(
         search_id=search_id, epoch=epoch, phase=phase, order=order, limit=limit, cursor=cursor or None
     )
@@ -112,14 +111,16 @@ def list_architectures(
 
 
 @router.get("/{search_id}/epochs", response_model=EpochList, responses=ONE_ERRORS)
-def list_epochs(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
+def list_epochs(search_id: IdPath, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
     """Per-epoch metrics, in order (for the curves)."""
+    visible_search(store, caller, search_id)
     return {"items": [epoch_public(r) for r in store.list_epochs(search_id=search_id)]}
 
 
 @router.get("/{search_id}/derived", response_model=DerivedList, responses=ONE_ERRORS)
-def list_derived(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
+def list_derived(search_id: IdPath, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
     """The derived architectures, best first."""
+    visible_search(store, caller, search_id)
     return {"items": [derived_public(r) for r in store.list_derived(search_id=search_id)]}
 
 
@@ -128,8 +129,7 @@ def retrain_search(
     search_id: IdPath,
     store: StoreDep,
     queue: QueueDep,
-    settings: SettingsDep,
-    owner: OwnerDep,
+    caller: CallerDep,
     request: RetrainRequest | None = None,
 ) -> dict[str, Any]:
     """Retrain chosen architectures (``architecture_ids``) or the best ``top_k`` derived ones
@@ -141,15 +141,15 @@ def retrain_search(
         queue=queue,
         search_id=search_id,
         request=request or RetrainRequest(),
-        owner=owner,
-        settings=settings,
+        caller=caller,
     )
     return {"items": [retrain_public(r) for r in rows]}
 
 
 @router.get("/{search_id}/retrains", response_model=RetrainList, responses=ONE_ERRORS)
-def list_retrains(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
+def list_retrains(search_id: IdPath, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
     """The retraining runs of the search's architectures and their results."""
+    visible_search(store, caller, search_id)
     return {"items": [retrain_public(r) for r in store.list_retrains(search_id=search_id)]}
 
 
@@ -159,7 +159,7 @@ def list_retrains(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
     responses={200: {"content": {"text/event-stream": {}}}, **ONE_ERRORS, **errors(429)},
 )
 async def follow_events(
-    search_id: IdPath, store: StoreDep, queue: QueueDep, hub: HubDep, settings: SettingsDep
+    search_id: IdPath, store: StoreDep, queue: QueueDep, hub: HubDep, settings: SettingsDep, caller: CallerDep
 ) -> StreamingResponse:
     """Server-Sent Events: the search's progress events as the worker publishes them.
 
@@ -167,6 +167,7 @@ async def follow_events(
     event, with heartbeat comments while idle; ends after a ``finished`` event. See
     `service.api.routes.events`. 429 past ``ENAS_SSE_MAX_FOLLOWERS`` open streams.
     """
+    await run_in_threadpool(visible_search, store, caller, search_id)  # another owner's: 404
     return await events.event_response(
         store, hub, queue.events, search_id, heartbeat_s=settings.sse_heartbeat_s
     )
