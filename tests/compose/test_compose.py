@@ -67,7 +67,7 @@ class Compose:
         self.env = {
             **os.environ,
             "POSTGRES_PASSWORD": secrets.token_hex(16),
-            "ENAS_AUTH_TOKENS": self.token,
+            "ENAS_AUTH_TOKENS": f"compose:{self.token}",
             "RAY_AUTH_TOKEN": secrets.token_hex(16),
             "ENAS_API_PORT": str(self.port),
             "ENAS_BASE": "enas-base:bookworm",
