@@ -28,7 +28,7 @@ from service.spec import SearchSpec
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["queued", "running", "pending", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=201, response_model=SearchPublic)
