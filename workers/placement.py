@@ -81,13 +81,13 @@ def unplaceable_reason(need: Need, nodes: Sequence[Amounts]) -> str | None:
     the largest any node offers)."""
     if any(fits(need.amounts, node) for node in nodes):
         return None
-    for name, asked in need.amounts.items():
-        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
-        if largest < asked - 1e-9:
-            return (
-                f"no Ray node can hold the {need.role}: it asks for {_amount(asked, name)}, "
-                f"the largest any node offers is {largest:g}"
-            )
+    short = _shortest(need, nodes)
+    if short is not None:
+        name, asked, largest = short
+        return (
+            f"no Ray node can hold the {need.role}: it asks for {_amount(asked, name)}, "
+            f"the largest any node offers is {largest:g}"
+        )
     return (
         f"no single Ray node can hold the {need.role}: it asks for {_listing(need.amounts)} on one "
         f"node, and each node lacks part of it"
@@ -103,14 +103,24 @@ def pending_reason(need: Need, totals: Sequence[Amounts], free: Sequence[Amounts
     fitting = [f for t, f in zip(totals, free, strict=True) if fits(need.amounts, t)]
     if any(fits(need.amounts, f) for f in fitting):
         return None
-    for name, asked in need.amounts.items():
-        most = max((f.get(name, 0.0) for f in fitting), default=0.0)
-        if most < asked - 1e-9:
-            return (
-                f"waiting for {_amount(asked, name)} for the {need.role}: {most:g} of {asked:g} free "
-                f"on the nodes that fit"
-            )
+    short = _shortest(need, fitting)
+    if short is not None:
+        name, asked, most = short
+        return (
+            f"waiting for {_amount(asked, name)} for the {need.role}: {most:g} of {asked:g} free "
+            f"on the nodes that fit"
+        )
     return f"waiting for {_listing(need.amounts)} together on one node for the {need.role}"
+
+
+def _shortest(need: Need, nodes: Sequence[Amounts]) -> tuple[str, float, float] | None:
+    """The first resource of ``need`` that no node of ``nodes`` has enough of: ``(name, asked, the
+    most any of them has)``; None when each resource alone is somewhere."""
+    for name, asked in need.amounts.items():
+        most = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if most < asked - 1e-9:
+            return name, asked, most
+    return None
 
 
 def _amount(value: float, name: str) -> str:
