@@ -179,9 +179,10 @@ def waiting_reason(waiting: Sequence[tuple[Need, ActorHandle]]) -> str | None:
         return None
     totals, free = node_totals_and_free()
     for need in unplaced:
-        reason = pending_reason(need, totals, free) or (
-            unplaceable_reason(need, totals) if autoscaling() else None
-        )
+        impossible = unplaceable_reason(need, totals)
+        if impossible is not None:
+            return f"waiting for the cluster to scale up: {impossible}" if autoscaling() else impossible
+        reason = pending_reason(need, totals, free)
         if reason is not None:
             return reason
     return None

@@ -90,14 +90,12 @@ class Holder:
 
 
 def _start_waiting(
-    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec, shared: str = "node_a"
 ) -> tuple[int, Any, threading.Thread]:
     holder: Any = Holder.remote()  # type: ignore[attr-defined]
     ray.get(holder.ping.remote())
     retrain = {"epochs": 1, "top_k": 1, "enabled": False}
-    search = store.create_search(
-        spec=tiny_spec(epochs=1, retrain=retrain, resources={"shared": {"node_a": 1}})
-    )
+    search = store.create_search(spec=tiny_spec(epochs=1, retrain=retrain, resources={"shared": {shared: 1}}))
     runner = threading.Thread(
         target=run_search, args=(search.id,), kwargs={"store": store, "queue": queue, "settings": settings}
     )
@@ -139,3 +137,20 @@ def test_a_cancelled_pending_search_stops_waiting(
     assert not runner.is_alive()
     final = store.get_search(search_id=search_id)
     assert final.status == "cancelled" and final.pending_reason is None
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_with_autoscaling_an_impossible_request_waits(
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENAS_RAY_AUTOSCALING", "1")
+    search_id, holder, runner = _start_waiting(store, queue, settings, tiny_spec, shared="node_b")
+    assert store.get_search(search_id=search_id).pending_reason == (
+        "waiting for the cluster to scale up: no Ray node can hold the shared model: it asks for "
+        "1 node_b, the largest any node offers is 0"
+    )
+    store.request_cancel(search_id=search_id)
+    queue.cancels.request(search_id)
+    runner.join(timeout=30)
+    ray.kill(holder)
+    assert store.get_search(search_id=search_id).status == "cancelled"
