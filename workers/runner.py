@@ -162,9 +162,7 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
     controller = shared = None
     try:
         controller, shared = create_actors(run.plan, run.claim.search_id)
-        wait_placed(
-            run.plan, controller, shared, check=run.claim.check, set_pending=_pending_setter(run.claim)
-        )
+        wait_placed(run.plan, controller, shared, check=run.claim.check, set_pending=run.claim.set_pending)
         ref: Any = shared.steps_per_epoch.remote()
         steps = int(ray.get(ref))
         for epoch in range(restore_checkpoint(run.claim, controller, shared), run.plan.epochs):
@@ -172,22 +170,6 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
         return derive_phase(run, controller, shared)
     finally:
         kill_actors(controller, shared)
-
-
-def _pending_setter(claim: SearchClaim) -> Callable[[str | None], None]:
-    """Record (and publish) that the search waits for Ray resources, or (None) that it runs again."""
-
-    def set_pending(reason: str | None) -> None:
-        claim.write(
-            "pending" if reason else "running again",
-            lambda: claim.store.set_pending(
-                search_id=claim.search_id, reason=reason, fencing_token=claim.fencing_token
-            ),
-        )
-        status = "pending" if reason else "running"
-        claim.publish({"type": "status", "status": status, "pending_reason": reason})
-
-    return set_pending
 
 
 def restore_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: ActorHandle) -> int:
