@@ -57,7 +57,7 @@ def cancel_search(*, store: Store, queue: Queue, search_id: int, caller: Caller)
     """
     visible_search(store, caller, search_id)  # another owner's: NotFound
     record = store.request_cancel(search_id=search_id)
-    if record.status == "running":
+    if record.status in ("running", "pending"):
         try:
             queue.cancels.request(search_id)  # workers may watch Redis; the DB flag is the record
         except redis.RedisError as e:
@@ -101,7 +101,7 @@ def retrain_search(
     architectures), InvalidInput (an architecture of another search), Unavailable.
     """
     search = visible_search(store, caller, search_id)  # another owner's: NotFound
-    if search.status in ("queued", "running"):
+    if search.status in ("queued", "running", "pending"):
         raise Conflict(f"search {search_id} is {search.status}: retrain it once it has finished")
     architecture_ids = _chosen_architectures(store, caller, search_id, request)
     try:

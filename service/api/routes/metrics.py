@@ -149,7 +149,7 @@ def _running_families(session: Session, owner: str | None) -> list[Family]:
     """Gauges of the running searches (only ``owner``'s when given), from each one's row and its
     last epoch."""
     families = {name: Family(name, "gauge", text) for name, text in RUNNING_SERIES}
-    query = select(Search).where(Search.status == "running")
+    query = select(Search).where(Search.status.in_(("running", "pending")))
     if owner is not None:
         query = query.where(Search.owner == owner)
     running = list(session.scalars(query.order_by(Search.id.desc()).limit(MAX_RUNNING)))
