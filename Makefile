@@ -25,7 +25,9 @@ test: install browser
 
 # The real `docker compose up` test (tests/compose/): installs Docker from Debian's packages and
 # starts dockerd when missing, builds the images (base image by debootstrap, cached), runs a demo
-# search across two Ray worker containers, kills one mid-search, tears all down. Minutes, not seconds.
+# search across Ray worker containers, kills one mid-search (ENAS_COMPOSE_VICTIM=idle|shared), times
+# 2 vs 1 nodes, tears all down. About 7 minutes from a cold Docker cache; .ci/run runs it after `make test`.
+# tests/cluster (ENAS_CLUSTER_TEST=1, the multi-node Ray test) is added here when it lands.
 cluster-test: install
 	ENAS_COMPOSE_TEST=1 $(PY) -m pytest -q -s tests/compose $(PYTEST_ARGS)
 

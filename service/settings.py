@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import artifacts
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]")
+
 
 class Settings(BaseSettings):
     """Settings of one process; every field reads ``ENAS_<FIELD>`` (e.g. ``ENAS_DATABASE_URL``).
@@ -42,6 +45,13 @@ class Settings(BaseSettings):
     checkpoint_keep: int = 2  # newest checkpoints kept per search
     retry_max_s: float = 30.0  # longest wait between retries of an unreachable database or Redis
     retrain_max_retries: int = 2  # Ray retries of a retraining task that crashed or hit a transient error
+    # What the API lets in (service/api/guards.py); see README "Exposing the API".
+    bind_host: str = "127.0.0.1"  # the address the API listens on (`enasctl serve --host` sets it)
+    trusted_hosts: str = ""  # "api.example.org,10.0.0.5" or "*"; empty: the loopback names + bind_host
+    allowed_origins: str = ""  # "https://ui.example.org,..." : other origins that may send writes
+    sse_max_followers: int = 1000  # event streams one API process serves at once; past it: 429
+    sse_heartbeat_s: float = 15.0  # idle seconds between two heartbeat comments of an event stream
+    data_roots: str = ""  # "/data,/mnt/datasets": the folders a spec's data_dir may be in; empty: data_dir
 
     @field_validator(
         "database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", "heartbeat_s", mode="before"
@@ -77,6 +87,27 @@ class Settings(BaseSettings):
         """The database URL (always set after validation)."""
         assert self.database_url is not None
         return self.database_url
+
+    def trusted_host_names(self) -> frozenset[str] | None:
+        """The ``Host`` names the API answers (lower case, no port); None: any (``"*"``)."""
+        names = {name.strip().lower() for name in self.trusted_hosts.split(",") if name.strip()}
+        if "*" in names:
+            return None
+        if not names:
+            names = set(LOOPBACK_NAMES)
+            if self.bind_host.strip() and self.bind_host.strip() not in WILDCARD_ADDRESSES:
+                names.add(self.bind_host.strip().lower().strip("[]"))
+        return frozenset(names)
+
+    def allowed_origin_list(self) -> frozenset[str]:
+        """The extra origins (``scheme://host[:port]``, no trailing slash) allowed to send writes."""
+        return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
+
+    def data_root_paths(self) -> tuple[Path, ...]:
+        """The resolved folders a spec's ``data_dir`` must lie in (``data_roots``, else ``data_dir``)."""
+        given = [Path(p.strip()) for p in self.data_roots.split(",") if p.strip()]
+        assert self.data_dir is not None  # set by validation
+        return tuple(p.expanduser().resolve() for p in (given or [self.data_dir]))
 
     def token_owners(self) -> dict[str, str]:
         """Map each accepted bearer token to its owner name.

@@ -49,17 +49,31 @@ LAYOUTS = {
 }
 
 
+def _choices_schema() -> dict[str, Any]:
+    """The space, preset and dataset combinations the validator accepts, as JSON Schema (``anyOf``),
+    so the published schema says that one of space or preset is needed and which go together."""
+    branches: list[dict[str, Any]] = []
+    for space in presets.SPACES:
+        names = [name for name, preset in presets.PRESETS.items() if preset["space"] == space]
+        datasets = {"enum": [*presets.datasets_for(space), None]}
+        by_space = {"space": {"const": space}, "preset": {"enum": [*names, None]}, "dataset": datasets}
+        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets}
+        branches.append({"properties": by_space, "required": ["space"]})
+        branches.append({"properties": by_preset, "required": ["preset"]})
+    return {"anyOf": branches}
+
+
 class SearchSpec(BaseModel):
     """A search request. Only ``space`` (or ``preset``) is required; the rest comes from the preset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_choices_schema())
 
     space: Space | None = None
     dataset: Dataset | None = None
     data_dir: str | None = Field(default=None, max_length=4096)
     preset: str | None = None
     epochs: int | None = Field(default=None, ge=1, le=10_000)
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: int = Field(default=0, ge=0, le=2**53 - 1)  # exact as a JSON number (a double)
     name: str | None = Field(default=None, max_length=200)
     controller: dict[str, Any] | None = None
     child: dict[str, Any] | None = None
@@ -263,6 +277,30 @@ def resolve_spec(spec: SearchSpec) -> dict[str, Any]:
     return resolved
 
 
+OUTSIDE_ROOTS = "data_dir must be a folder inside the server's data roots (ENAS_DATA_DIR or ENAS_DATA_ROOTS)"
+
+
+def confine_data_dir(resolved: dict[str, Any], roots: tuple[Path, ...]) -> dict[str, Any]:
+    """``resolved`` with its ``data_dir`` (if any) made absolute and checked to lie in ``roots``.
+
+    A relative ``data_dir`` is taken inside the first root; ``..`` and symbolic links are resolved
+    first, so neither leads out. Returns a copy with the resolved folder.
+    Raises:
+        InvalidInput (field ``data_dir``): the folder is outside every root; the message is the same
+        whether or not the path exists, and names no server path.
+    """
+    given = resolved.get("data_dir")
+    if not given:
+        return resolved
+    try:
+        folder = (roots[0] / Path(given).expanduser()).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte
+        raise InvalidInput(OUTSIDE_ROOTS, field="data_dir") from e
+    if not any(folder.is_relative_to(root) for root in roots):
+        raise InvalidInput(OUTSIDE_ROOTS, field="data_dir")
+    return {**resolved, "data_dir": str(folder)}
+
+
 def check_data_dir(resolved: dict[str, Any], default_root: Path | None) -> Path | None:
     """Check the data folder of a resolved spec where this process can see it.
 
@@ -270,8 +308,8 @@ def check_data_dir(resolved: dict[str, Any], default_root: Path | None) -> Path 
     files (digits, synthetic-*) and folders that do not exist here (the worker may see another
     filesystem) are not checked. Returns the folder checked, or None.
     Raises:
-        InvalidInput (field ``data_dir``): the folder lacks a file of the layout, naming it and the
-        expected layout.
+        InvalidInput (field ``data_dir``): the folder lacks a file of the layout, naming the file and
+        the expected layout (not the folder: the message names no server path).
     """
     dataset = resolved.get("dataset")
     if dataset not in LAYOUTS:
@@ -298,10 +336,11 @@ def _check_files(folder: Path, names: tuple[str, ...], dataset: str, looks_right
     for name in names:
         path = folder / name
         if not path.is_file():
-            raise InvalidInput(f"{folder} lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
+            raise InvalidInput(f"the data folder lacks {name}; expected {LAYOUTS[dataset]}", field="data_dir")
         if not looks_right(path):
             raise InvalidInput(
-                f"{path} is not in the expected format; expected {LAYOUTS[dataset]}", field="data_dir"
+                f"the data folder's {name} is not in the expected format; expected {LAYOUTS[dataset]}",
+                field="data_dir",
             )
 
 

@@ -4,9 +4,12 @@ tests/compose/ runs the compose file for real (`make cluster-test`)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from service.cli.cli import app
@@ -16,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_COMMANDS = {c.name or c.callback.__name__ for c in app.registered_commands} | {
     g.name for g in app.registered_groups
 }
-# read by deploy/ray-node-then.sh (the image's `ray-node-then`), not by Settings
-SCRIPT_VARS = {"ENAS_RAY_HEAD"}
+# read by deploy/ray-node.sh and ray-node-then.sh (the image's `ray-node`, `ray-node-then`), not by Settings
+SCRIPT_VARS = {"ENAS_RAY_HEAD", "ENAS_WORKER_RESOURCES"}
 
 
 def _enas_vars(env: dict[str, str] | list[dict[str, str]]) -> set[str]:
@@ -31,6 +34,8 @@ def _assert_known_settings(names: set[str]) -> None:
 
 
 def _assert_enasctl(command: list[str]) -> None:
+    if command and command[0] in ("ray-node", "ray-node-then"):
+        assert (ROOT / "deploy" / f"{command[0]}.sh").is_file()
     if command and command[0] == "ray-node-then":
         command = command[1:]
     if command and command[0] == "enasctl":
@@ -47,7 +52,7 @@ def test_compose_topology() -> None:
     build = services["ray-head"]["build"]
     assert (ROOT / build["context"] / build["dockerfile"]).is_file()
     assert set(build["args"]) <= _dockerfile_args()
-    for name in ("api", "worker", "migrate"):
+    for name in ("api", "worker", "migrate", "ray-worker", "ray-gpu"):
         _assert_known_settings(_enas_vars(services[name]["environment"]))
     for service in services.values():
         _assert_enasctl(service.get("command", []))
@@ -68,6 +73,13 @@ def test_compose_order_attach_and_gpu() -> None:
     gpu = services["ray-gpu"]
     assert gpu["profiles"] == ["gpu"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert gpu["image"] != services["ray-head"]["image"], "the gpu profile has its own (CUDA) image"
+    assert gpu["build"]["args"]["TORCH_VARIANT"].startswith("${GPU_TORCH_VARIANT:-cu")
+    assert "cu" in gpu["build"]["args"]["TORCH_INDEX"]
+    assert set(gpu["build"]["args"]) <= _dockerfile_args()
+    for name in ("ray-worker", "ray-gpu"):
+        assert services[name]["command"] == ["ray-node"]
+        assert {"ENAS_RAY_HEAD", "ENAS_WORKER_RESOURCES"} <= set(services[name]["environment"])
     artifact_mounts = {n: services[n]["volumes"] for n in ("ray-head", "ray-worker", "ray-gpu", "worker")}
     assert all("artifacts:/var/lib/enas/artifacts" in v for v in artifact_mounts.values())
 
@@ -92,7 +104,7 @@ def test_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY ") and "$" not in line:
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), src
-    assert {"BASE", "EXTRA_CA", "TORCH_VERSION", "TORCH_INDEX"} <= _dockerfile_args()
+    assert {"BASE", "EXTRA_CA", "TORCH_VERSION", "TORCH_VARIANT", "TORCH_INDEX"} <= _dockerfile_args()
     assert (ROOT / "deploy" / "ca").is_dir() and (ROOT / "deploy" / "wheels").is_dir()
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
@@ -117,3 +129,22 @@ def test_kuberay_manifest() -> None:
         for e in c.get("env", []):
             if re.search(r"TOKEN|PASSWORD|DATABASE_URL", e["name"]):
                 assert "secretKeyRef" in e.get("valueFrom", {}), f"{e['name']} must come from a Secret"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{node_a: 1}", "is not JSON"),
+        ('["node_a"]', "must be a JSON object"),
+        ('{"node_a": 0}', "must be a positive number"),
+        ('{"node_a": "1"}', "must be a positive number"),
+        ('{"CPU": 1}', "is not a custom Ray resource name"),
+    ],
+)
+def test_ray_node_rejects_bad_worker_resources(value: str, message: str) -> None:
+    env = {**os.environ, "ENAS_RAY_HEAD": "ray-head:6379", "ENAS_WORKER_RESOURCES": value}
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "ray-node.sh")], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2, done
+    assert "ENAS_WORKER_RESOURCES" in done.stderr and message in done.stderr

@@ -14,19 +14,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import connect_queue
-from service.api.handlers import error_body, install_error_handlers
-from service.api.routes import architectures, health, metrics, pages, searches, spaces
+from service.api.guards import BodyLimit, BrowserGuard, SecurityHeaders, TrustedHosts
+from service.api.handlers import install_error_handlers
+from service.api.responses import COMMON_ERRORS
+from service.api.routes import architectures, docs, health, metrics, pages, searches, spaces
 from service.errors import Unavailable
 from service.logging import SearchLogContext
 from service.settings import Settings, get_settings
 from service.store import Store, db
 
 logger = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1 << 20
 
 
 def _open(app: FastAPI) -> None:
@@ -40,11 +39,13 @@ def _open(app: FastAPI) -> None:
 
 
 def _close(app: FastAPI) -> None:
+    if app.state.hub is not None:
+        app.state.hub.stop()
     if app.state.redis is not None:
         app.state.redis.close()
     if app.state.store is not None:
         app.state.store.dispose()
-    app.state.store = app.state.redis = app.state.queue = None
+    app.state.store = app.state.redis = app.state.queue = app.state.hub = None
 
 
 @asynccontextmanager
@@ -54,22 +55,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await run_in_threadpool(_close, app)
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a request whose Content-Length exceeds MAX_BODY_BYTES."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > MAX_BODY_BYTES:
-                body = error_body("too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-                await JSONResponse(body, status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") -> FastAPI:
@@ -82,14 +67,22 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
         version="0.1.0",
         summary="Efficient Neural Architecture Search (Pham et al. 2018) as a service",
         lifespan=_lifespan,
+        docs_url=None,  # served by `routes.docs` from the package, not a CDN
+        redoc_url=None,
+        responses=COMMON_ERRORS,
     )
     app.state.settings = settings or get_settings()
     app.state.queue_prefix = queue_prefix
-    app.state.store = app.state.redis = app.state.queue = None
+    app.state.store = app.state.redis = app.state.queue = app.state.hub = None
     app.state.queue_lock = threading.Lock()
     install_error_handlers(app)
     app.add_middleware(SearchLogContext)  # plain ASGI middlewares (see `SearchLogContext`)
+    # Outermost last: security headers on every answer, then Host, then Origin and content type,
+    # then the body limit (`service.api.guards`).
     app.add_middleware(BodyLimit)
-    for module in (searches, architectures, spaces, health, metrics, pages):
+    app.add_middleware(BrowserGuard, settings=app.state.settings)
+    app.add_middleware(TrustedHosts, settings=app.state.settings)
+    app.add_middleware(SecurityHeaders)
+    for module in (searches, architectures, spaces, health, metrics, pages, docs):
         app.include_router(module.router)
     return app

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from service.api.followers import Hub
+from service.api.schemas import MAX_ID
 from service.errors import Unauthorized, Unavailable
 from service.queue import Queue
 from service.queue.connection import connect
@@ -53,6 +55,16 @@ def get_queue(request: Request) -> Queue:
     return connect_queue(request.app.state)
 
 
+def get_hub(request: Request) -> Hub:
+    """The app's `Hub` of event-stream followers (built with the first follower)."""
+    state = request.app.state
+    queue = connect_queue(state)
+    with state.queue_lock:
+        if state.hub is None:
+            state.hub = Hub(queue.events, max_followers=state.settings.sse_max_followers)
+    return state.hub
+
+
 def _bearer(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -74,7 +86,10 @@ def get_owner(request: Request, settings: Annotated[Settings, Depends(get_settin
     return owners[token]
 
 
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="an id (1 to 2^53-1)")]
+"""A path id, bounded to what the databases hold (larger: 422, not a driver overflow)."""
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
+HubDep = Annotated[Hub, Depends(get_hub)]
 OwnerDep = Annotated[str, Depends(get_owner)]

@@ -6,11 +6,16 @@ Links are paths relative to the API root.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.store.records import ArchitectureRecord, DerivedRecord, EpochRecord, RetrainRecord, SearchRecord
+
+MAX_ID = 2**53 - 1
+"""The largest id the API takes (larger ones are a 422, not a database overflow and a 500): below
+the databases' 2^63 and exact as a JSON number everywhere (a double holds integers up to 2^53)."""
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class SearchPublic(BaseModel):
@@ -117,9 +122,11 @@ class RetrainRequest(BaseModel):
     """Body of ``POST /searches/{id}/retrain``: which architectures (ids of the search, or the best
     ``top_k`` derived ones; neither: the best derived one) and optionally the retrain epochs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"not": {"required": ["architecture_ids", "top_k"]}}
+    )
 
-    architecture_ids: list[int] | None = Field(default=None, min_length=1, max_length=100)
+    architecture_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100)
     top_k: int | None = Field(default=None, ge=1, le=100)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
 

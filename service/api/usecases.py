@@ -14,7 +14,7 @@ from service.api.schemas import RetrainRequest
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from service.queue import Job, Queue
 from service.settings import Settings
-from service.spec import SearchSpec, check_data_dir, resolve_spec
+from service.spec import SearchSpec, check_data_dir, confine_data_dir, resolve_spec
 from service.store import Store
 from service.store.records import RetrainRecord, SearchRecord
 
@@ -38,10 +38,10 @@ def submit_search(
 ) -> SearchRecord:
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
-    Raises InvalidInput (data folder), Unavailable (database or Redis down; the row is then
-    marked failed if it was written).
+    Raises InvalidInput (data folder outside the data roots, or not of the dataset's layout),
+    Unavailable (database or Redis down; the row is then marked failed if it was written).
     """
-    resolved = resolve_spec(spec)
+    resolved = confine_data_dir(resolve_spec(spec), settings.data_root_paths())
     check_data_dir(resolved, settings.data_dir)
     record = store.create_search(spec=resolved, owner=owner)
     _enqueue(store, queue, record)

@@ -52,7 +52,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     from service.logging import configure_logging
     from service.settings import get_settings
 
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"bind_host": host})  # a trusted Host name by default
     configure_logging(settings)
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, log_level=settings.log_level.lower()

@@ -143,6 +143,29 @@ class Events:
         finally:
             pubsub.close()
 
+    def follow_all(
+        self, *, stop: threading.Event, ready: threading.Event, tick_s: float = 0.5
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the events of every search, as published, until ``stop`` is set (within ``tick_s``).
+
+        One pattern subscription on one connection, however many searches are followed (the API's
+        `service.api.followers.Hub`); ``ready`` is set once Redis confirmed it, so an event
+        published after that is seen. Redis errors propagate.
+        """
+        pubsub = self._redis.pubsub()
+        try:
+            pubsub.psubscribe(self._keys.events_pattern())
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=tick_s)
+                if message is None:
+                    continue
+                if message["type"] == "psubscribe":
+                    ready.set()
+                elif message["type"] == "pmessage":
+                    yield json.loads(message["data"])
+        finally:
+            pubsub.close()
+
     def subscribe(self, search_id: int, *, heartbeat: float | None = None) -> Iterator[dict[str, Any]]:
         """Yield the events of ``search_id``: first the latest one (if any), then each new one.
 

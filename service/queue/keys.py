@@ -59,6 +59,10 @@ class Keys:
     def events(self, search_id: int) -> str:
         return self.key(EVENTS, int(search_id))
 
+    def events_pattern(self) -> str:
+        """The pattern of every search's events channel (one PSUBSCRIBE follows them all)."""
+        return self.key(EVENTS, "*")
+
     def last(self, search_id: int) -> str:
         return self.key(LAST, int(search_id))
 

@@ -253,17 +253,27 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str, size: int) -> list[Any]:
-    """The values of a cursor from :func:`encode_cursor`; anything else: InvalidInput (field cursor)."""
+    """The values of a cursor from :func:`encode_cursor`: ``size`` values, the last a row id and the
+    others sort keys (a finite number or null). Anything else: InvalidInput (field cursor)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidInput("cursor is not one this server handed out", field="cursor") from e
-    numeric = isinstance(values, list) and all(
-        v is None or isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    )
-    if not numeric or len(values) != size:
+    if not (isinstance(values, list) and len(values) == size and _is_id(values[-1])):
+        raise InvalidInput("cursor is not one this server handed out", field="cursor")
+    if not all(v is None or _is_finite(v) for v in values[:-1]):
         raise InvalidInput("cursor is not one this server handed out", field="cursor")
     return values
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _is_finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) < 2**63 if isinstance(value, int) else math.isfinite(value)
 
 
 def check_limit(limit: int, maximum: int) -> None:

@@ -105,7 +105,7 @@ def test_postgres_outage_then_redis_loss_mid_search(
             "ENAS_REDIS_URL": redis_server.url,
         }
         worker = spawn("worker", "worker", "--worker-id", "w1", env=env)
-        with TestClient(create_app(settings)) as api:
+        with TestClient(create_app(settings), base_url="http://localhost") as api:  # a trusted Host
             wait_for(
                 lambda: store.get_search(search_id=running.id).epoch == 0, 120, "epoch 0", procs=(worker,)
             )

@@ -116,14 +116,48 @@ def test_bad_bodies(api: Api) -> None:
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
 
 
-def test_data_folder_checked_at_submit(api: Api, tmp_path: Path) -> None:
-    (tmp_path / "ptb.train.txt").write_text("a b c\n")
-    response = submit(api, space="rnn", dataset="ptb", data_dir=str(tmp_path))
+def test_data_folder_checked_at_submit(api: Api) -> None:
+    folder = api.server.app.state.settings.data_dir / "ptb-partial"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ptb.train.txt").write_text("a b c\n")
+    response = submit(api, space="rnn", dataset="ptb", data_dir=str(folder))
     assert response.status_code == 422
-    assert (
-        response.json()["error"]["field"] == "data_dir"
-        and "ptb.valid.txt" in response.json()["error"]["message"]
-    )
+    error = response.json()["error"]
+    assert error["field"] == "data_dir" and "ptb.valid.txt" in error["message"]
+    assert str(folder) not in error["message"]  # names the file, not the server's folder
+
+
+def test_data_dir_must_lie_in_the_data_roots(api: Api, tmp_path: Path) -> None:
+    root = api.server.app.state.settings.data_dir
+    root.mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".ssh").mkdir()
+    (root / "escape").unlink(missing_ok=True)
+    (root / "escape").symlink_to(tmp_path / ".ssh")
+    outside = [
+        str(tmp_path / ".ssh"),  # exists
+        str(tmp_path / "nothing-here"),  # does not
+        f"{root}/../{tmp_path.name}/.ssh",  # leaves by ..
+        str(root / "escape"),  # leaves by a symbolic link
+        "/",
+    ]
+    answers = [submit(api, space="micro", dataset="cifar10", data_dir=path) for path in outside]
+    assert [a.status_code for a in answers] == [422] * len(outside)
+    messages = {a.json()["error"]["message"] for a in answers}
+    assert len(messages) == 1  # the same answer whether the path exists or not
+    (message,) = messages
+    assert "data roots" in message and "ENAS_DATA_ROOTS" in message and str(tmp_path) not in message
+    assert {a.json()["error"]["field"] for a in answers} == {"data_dir"}
+
+    inside = submit(api, space="micro", dataset="cifar10", data_dir="cifar-copy")  # relative: in the root
+    assert inside.status_code == 201, inside.text
+    assert inside.json()["spec"]["data_dir"] == str((root / "cifar-copy").resolve())
+
+
+def test_data_roots_setting_lists_the_allowed_folders(tmp_path: Path) -> None:
+    roots = f"{tmp_path / 'a'}, {tmp_path / 'b'}"
+    settings = Settings(home=tmp_path, data_roots=roots)
+    assert settings.data_root_paths() == ((tmp_path / "a").resolve(), (tmp_path / "b").resolve())
+    assert Settings(home=tmp_path).data_root_paths() == ((tmp_path / "data").resolve(),)
 
 
 def test_unknown_ids_and_routes(api: Api) -> None:
@@ -276,7 +310,8 @@ def test_pages(api: Api) -> None:
     for path in ("/", "/ui/searches/1"):
         response = api.http.get(path)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-        assert "<script>" in response.text and "/searches" in response.text
+        assert '<script src="/ui/static/fallback.js"' in response.text and "/searches" in response.text
+        assert "<script>" not in response.text  # no inline script: the CSP allows none
 
 
 def test_auth_tokens(embedded_home: Path, tmp_path: Path, serve: Any) -> None:

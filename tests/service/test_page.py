@@ -3,6 +3,7 @@ SQLite in a temp folder, the embedded Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -16,7 +17,6 @@ import httpx
 import pytest
 
 from service.api.app import create_app
-from service.api.routes.events import sse_chunks
 from service.queue import Queue
 from service.settings import Settings
 from tests.service.conftest import Api as BaseApi
@@ -65,8 +65,9 @@ def sse_messages(response: httpx.Response) -> Iterator[dict[str, Any]]:
         yield message
 
 
-def sse_threads(search_id: int) -> int:
-    return sum(1 for t in threading.enumerate() if t.name == f"sse-{search_id}")
+def hub(api: Api) -> Any:
+    """The app's followers of event streams (`service.api.followers.Hub`)."""
+    return api.server.app.state.hub
 
 
 def wait_for(check: Any, timeout: float = 5.0) -> bool:
@@ -137,7 +138,7 @@ def test_stream_replays_then_follows_until_finished(api: Api) -> None:
     assert [m["event"] for m in rest] == ["epoch", "epoch", "epoch", "finished"]
     assert [m["data"]["epoch"] for m in rest[:3]] == [0, 1, 2]
     assert [m["id"] for m in rest] == ["2", "3", "4", "5"]
-    assert wait_for(lambda: sse_threads(sid) == 0)
+    assert wait_for(lambda: hub(api).count == 0)
     api.store.finish_search(search_id=sid, status="succeeded")
     again = api.http.get(f"/searches/{sid}/events").text  # finished: the replay is all there is
     assert again.startswith("event: finished\n") and '"status": "succeeded"' in again
@@ -178,38 +179,46 @@ def test_unknown_search_is_404_not_a_stream(api: Api) -> None:
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
-def test_heartbeats_and_an_end_the_database_saw_first(api: Api) -> None:
-    sid = api.search()
-    stop = threading.Event()
-    chunks = sse_chunks(api.store, api.queue, sid, stop=stop, heartbeat_s=0.3, tick_s=0.05)
-    assert next(chunks).startswith("event: status\n")
-    assert next(chunks) == ": heartbeat\n\n"
-    api.store.request_cancel(search_id=sid)  # cancelled while queued: no worker publishes anything
-    final = next(chunks)
-    assert final.startswith("event: finished\n") and '"status": "cancelled"' in final
-    assert list(chunks) == []
+def test_heartbeats_and_an_end_the_database_saw_first(embedded_home: Path, serve: Any) -> None:
+    settings = Settings(home=embedded_home, sse_heartbeat_s=0.3)
+    with serve(create_app(settings, queue_prefix=f"beat{uuid.uuid4().hex[:8]}")) as server:
+        api = Api(server)
+        sid = api.search()
+        with api.http.stream("GET", f"/searches/{sid}/events") as response:
+            messages = sse_messages(response)
+            assert next(messages)["event"] == "status"
+            assert next(messages) == {"comment": "heartbeat"}
+            api.store.request_cancel(search_id=sid)  # cancelled while queued: no worker publishes
+            final = next(m for m in messages if "comment" not in m)
+            assert final["event"] == "finished" and final["data"]["status"] == "cancelled"
+            assert list(messages) == []
+        api.http.close()
 
 
-def test_stop_ends_the_stream_within_a_tick(api: Api) -> None:
-    sid = api.search()
-    stop = threading.Event()
-    chunks = sse_chunks(api.store, api.queue, sid, stop=stop, heartbeat_s=60, tick_s=0.05)
-    next(chunks)
-    stop.set()
-    began = time.monotonic()
-    assert list(chunks) == [] and time.monotonic() - began < 1.0
+def test_a_client_that_leaves_gives_its_place_back(api: Api) -> None:
+    sid = api.search("running")
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        messages = sse_messages(response)  # (a dropped generator would close its connection)
+        next(messages)
+        assert hub(api).count == 1
+    assert wait_for(lambda: hub(api).count == 0), "the stream's follower outlived its client"
 
 
-def test_a_client_that_leaves_stops_its_stream_thread(api: Api) -> None:
+def test_a_stopped_subscription_ends_the_streams_and_the_next_one_starts_again(api: Api) -> None:
     sid = api.search("running")
     with api.http.stream("GET", f"/searches/{sid}/events") as response:
         messages = sse_messages(response)
         next(messages)
-        assert sse_threads(sid) == 1
-    assert wait_for(lambda: sse_threads(sid) == 0), "the stream's thread outlived its client"
+        hub(api).stop()  # as when Redis goes away: the streams end, EventSource reconnects
+        assert list(messages) == []
+    with api.http.stream("GET", f"/searches/{sid}/events") as response:
+        messages = sse_messages(response)
+        next(messages)
+        publish_later(api.queue, sid, [{"type": "status", "status": "running", "worker": "again"}])
+        assert next(messages)["data"]["worker"] == "again"
 
 
-def test_idle_streams_hold_neither_the_event_loop_nor_the_thread_pool(api: Api) -> None:
+def test_idle_streams_share_one_subscription_and_hold_no_thread(api: Api) -> None:
     sid = api.search("running")
     followers = 48  # more than the 40 threads Starlette gives sync routes
     limits = httpx.Limits(max_connections=followers + 4)
@@ -220,9 +229,75 @@ def test_idle_streams_hold_neither_the_event_loop_nor_the_thread_pool(api: Api) 
         ]
         for stream in streams:  # (a dropped generator would close its connection)
             next(stream)
-        assert sse_threads(sid) == followers
+        assert hub(api).count == followers
+        assert api.queue.redis.pubsub_numpat() == 1  # one pattern subscription for them all
+        hub_threads = [t.name for t in threading.enumerate() if t.name.startswith("sse-")]
+        assert hub_threads == ["sse-hub"]  # one thread for the subscription, none per stream
         began = time.monotonic()
         assert api.http.get(f"/searches/{sid}").status_code == 200  # a sync route
         assert api.http.get("/healthz").status_code == 200
         assert time.monotonic() - began < 3.0
-    assert wait_for(lambda: sse_threads(sid) == 0, timeout=10)
+        publish_later(api.queue, sid, [{"type": "status", "status": "running", "worker": "all"}], delay=0)
+        assert all(next(stream)["data"]["worker"] == "all" for stream in streams)
+    assert wait_for(lambda: hub(api).count == 0, timeout=10)
+
+
+def test_followers_past_the_cap_are_429(embedded_home: Path, serve: Any) -> None:
+    settings = Settings(home=embedded_home, sse_max_followers=3)
+    with serve(create_app(settings, queue_prefix=f"cap{uuid.uuid4().hex[:8]}")) as server:
+        api = Api(server)
+        sid = api.search("running")
+        limits = httpx.Limits(max_connections=8)
+        with httpx.Client(base_url=server.url, timeout=10, limits=limits) as http, ExitStack() as stack:
+            open_streams = [
+                stack.enter_context(http.stream("GET", f"/searches/{sid}/events")) for _ in range(3)
+            ]
+            assert [r.status_code for r in open_streams] == [200, 200, 200]
+            over = http.get(f"/searches/{sid}/events")
+            assert over.status_code == 429
+            error = over.json()["error"]
+            assert error["field"] == "ENAS_SSE_MAX_FOLLOWERS" and "limit of 3" in error["message"]
+            open_streams[0].close()
+            assert wait_for(lambda: server.app.state.hub.count == 2)
+            with http.stream("GET", f"/searches/{sid}/events") as again:
+                assert again.status_code == 200
+        api.http.close()
+
+
+def test_500_followers_all_get_every_event(embedded_home: Path, serve: Any) -> None:
+    followers = 500
+    settings = Settings(home=embedded_home)
+    with serve(create_app(settings, queue_prefix=f"many{uuid.uuid4().hex[:8]}")) as server:
+        api = Api(server)
+        sid = api.search("running")
+
+        async def follow(http: httpx.AsyncClient, started: asyncio.Queue[int]) -> list[str]:
+            kinds = []
+            async with http.stream("GET", f"/searches/{sid}/events") as response:
+                assert response.status_code == 200, await response.aread()
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        kinds.append(line.removeprefix("event: "))
+                        if len(kinds) == 1:
+                            started.put_nowait(1)
+            return kinds
+
+        async def run() -> list[Any]:
+            limits = httpx.Limits(max_connections=followers + 10)
+            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+                started: asyncio.Queue[int] = asyncio.Queue()
+                tasks = [asyncio.create_task(follow(http, started)) for _ in range(followers)]
+                for _ in range(followers):
+                    await asyncio.wait_for(started.get(), 60)
+                assert server.app.state.hub.count == followers
+                await asyncio.to_thread(api.queue.events.publish, sid, {"type": "epoch", "epoch": 0})
+                await asyncio.to_thread(
+                    api.queue.events.publish, sid, {"type": "finished", "status": "succeeded", "error": None}
+                )
+                return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = asyncio.run(run())
+        assert [r for r in results if not isinstance(r, list)] == []  # no stream failed
+        assert all(r == ["status", "epoch", "finished"] for r in results), {tuple(r) for r in results}
+        assert wait_for(lambda: server.app.state.hub.count == 0, timeout=10)
+        api.http.close()

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from service.api.deps import StoreDep
+from service.api.deps import IdPath, StoreDep
+from service.api.responses import ONE_ERRORS, errors
 from service.api.schemas import ArchitectureDetail, architecture_public
 from service.errors import Conflict, InvalidInput, NotFound, NotServedHere, Unavailable
 from service.store import Store
@@ -32,17 +33,19 @@ def _structured(record: ArchitectureRecord) -> dict[str, Any] | None:
         return None
 
 
-@router.get("/{architecture_id}", response_model=ArchitectureDetail)
-def get_architecture(architecture_id: int, store: StoreDep) -> dict[str, Any]:
+@router.get("/{architecture_id}", response_model=ArchitectureDetail, responses=ONE_ERRORS)
+def get_architecture(architecture_id: IdPath, store: StoreDep) -> dict[str, Any]:
     """One architecture with its genotype and the human-readable structured form."""
     record = store.get_architecture(architecture_id=architecture_id)
     return {**architecture_public(record), "structured": _structured(record)}
 
 
 @router.get(
-    "/{architecture_id}/svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}}
+    "/{architecture_id}/svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **ONE_ERRORS},
 )
-def draw_architecture(architecture_id: int, store: StoreDep) -> Response:
+def draw_architecture(architecture_id: IdPath, store: StoreDep) -> Response:
     """The architecture drawn as SVG."""
     record = store.get_architecture(architecture_id=architecture_id)
     if not record.genotype:
@@ -69,10 +72,13 @@ ONNX_HERE = (
 @router.get(
     "/{architecture_id}/export",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}, "text/x-python": {}}}, 501: {}},
+    responses={
+        200: {"content": {"application/json": {}, "text/x-python": {}}},
+        **errors(404, 409, 422, 501, 503),
+    },
 )
 def export_architecture(
-    architecture_id: int,
+    architecture_id: IdPath,
     store: StoreDep,
     fmt: Annotated[ExportFormat, Query(alias="format")] = "json",
 ) -> Response:

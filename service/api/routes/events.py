@@ -12,35 +12,32 @@ The stream, in SSE text (https://html.spec.whatwg.org/multipage/server-sent-even
    ended without a ``finished`` event reaching Redis (e.g. a search cancelled while queued);
 4. the end, after a ``finished`` event.
 
-Blocking work (Redis pub/sub, the database) runs in one daemon thread per connection, outside
-the server's thread pool, and reaches the event loop through an ``asyncio.Queue``: a slow or idle
-follower holds neither the event loop nor a worker thread of the other routes. When the client
-goes away the response task is cancelled, the relay sets the thread's stop flag and the thread
-unsubscribes within ``tick_s``.
+Events come from the process's one Redis subscription (`service.api.followers.Hub`) through an
+``asyncio.Queue`` per stream: an idle follower holds no thread and no Redis connection, and the
+database is read in the thread pool only on connect and at heartbeats. At most
+``ENAS_SSE_MAX_FOLLOWERS`` streams are open at once (429 past it). When the client goes away the
+response ends and its follower leaves the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from service.queue import FINISHED, HEARTBEAT, Queue
+from service.api.followers import Follower, Hub
+from service.queue import FINISHED
+from service.queue.events import Events
 from service.store import Store
 from service.store.records import SearchRecord
 
-logger = logging.getLogger(__name__)
-
 HEARTBEAT_S = 15.0
 """Idle seconds between two heartbeat comments."""
-TICK_S = 0.5
-"""How often the stream thread looks at its stop flag while waiting for Redis."""
 RETRY_MS = 3000
 """The reconnection delay the stream asks EventSource for."""
 
@@ -80,80 +77,63 @@ def _first_event(store: Store, last: dict[str, Any] | None, search_id: int) -> d
     return state_event(record)  # none in Redis, or a finished event from before a resume
 
 
-def sse_chunks(
-    store: Store,
-    queue: Queue,
-    search_id: int,
-    *,
-    stop: threading.Event,
-    heartbeat_s: float = HEARTBEAT_S,
-    tick_s: float = TICK_S,
-) -> Iterator[str]:
-    """The SSE text of a search's stream, chunk by chunk (blocking; see the module docstring).
+async def sse_chunks(
+    store: Store, events: Events, follower: Follower, *, heartbeat_s: float = HEARTBEAT_S
+) -> AsyncIterator[str]:
+    """The SSE text of ``follower``'s search, chunk by chunk (see the module docstring).
 
-    Ends after a finished event or, within ``tick_s``, once ``stop`` is set.
+    The follower is subscribed already, so reading the last event now misses nothing. Ends after a
+    finished event, or when the hub stops (None: Redis went away; EventSource reconnects).
     """
-    with queue.events.open(search_id) as subscription:  # before reading the last event: none is missed
-        first = _first_event(store, subscription.last(), search_id)
-        yield format_event(first, retry_ms=RETRY_MS)
-        if first.get("type") == FINISHED:
-            return
-        seen = int(first.get("seq") or 0)
-        for event in subscription.follow(seen, heartbeat_s=heartbeat_s, tick_s=tick_s, stop=stop):
-            if event.get("type") != HEARTBEAT:
-                yield format_event(event)  # the follow ends after a finished event
-                continue
-            record = store.get_search(search_id=search_id)
+    search_id = follower.search_id
+    last = await run_in_threadpool(events.last_event, search_id)
+    first = await run_in_threadpool(_first_event, store, last, search_id)
+    yield format_event(first, retry_ms=RETRY_MS)
+    if first.get("type") == FINISHED:
+        return
+    seen = int(first.get("seq") or 0)
+    while True:
+        try:
+            event = await asyncio.wait_for(follower.events.get(), heartbeat_s)
+        except TimeoutError:
+            record = await run_in_threadpool(store.get_search, search_id=search_id)
             if record.is_terminal:  # it ended without its finished event reaching us
                 yield format_event(state_event(record))
                 return
             yield ": heartbeat\n\n"
+            continue
+        if event is None:
+            return
+        if int(event.get("seq", 0)) <= seen:
+            continue
+        seen = int(event["seq"])
+        yield format_event(event)
+        if event.get("type") == FINISHED:
+            return
 
 
-class _Relay:
-    """Runs `sse_chunks` in a daemon thread and hands its chunks to the event loop."""
+class FollowerStream(StreamingResponse):
+    """A streaming response that gives its follower's place back however it ends (finished, client
+    gone, never started)."""
 
-    def __init__(self, store: Store, queue: Queue, search_id: int, **timing: float) -> None:
-        self.chunks: asyncio.Queue[str | None] = asyncio.Queue()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(store, queue, search_id, timing), name=f"sse-{search_id}", daemon=True
-        )
+    def __init__(self, content: AsyncIterator[str], hub: Hub, follower: Follower) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: do not buffer
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.hub = hub
+        self.follower = follower
 
-    def _run(self, store: Store, queue: Queue, search_id: int, timing: dict[str, float]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            for chunk in sse_chunks(store, queue, search_id, stop=self.stop, **timing):
-                self._put(chunk)
-        except Exception as e:  # Redis or the database went away: end; EventSource reconnects
-            logger.warning("event stream of search %s ended: %s", search_id, e)
+            await super().__call__(scope, receive, send)
         finally:
-            self._put(None)
-
-    def _put(self, chunk: str | None) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.chunks.put_nowait, chunk)
-        except RuntimeError:  # the loop closed (the server is shutting down): stop following
-            self.stop.set()
-
-    async def stream(self) -> AsyncIterator[str]:
-        """Start the thread and yield its chunks; closing or cancelling this stops the thread.
-
-        (The thread starts here, not before: a response never sent starts none.)"""
-        self.loop = asyncio.get_running_loop()
-        self.thread.start()
-        try:
-            while (chunk := await self.chunks.get()) is not None:
-                yield chunk
-        finally:  # the end of the stream, or the client went away (this task was cancelled)
-            self.stop.set()
+            self.hub.leave(self.follower)
 
 
-async def event_response(store: Store, queue: Queue, search_id: int, **timing: float) -> StreamingResponse:
-    """The streaming response of ``GET /searches/{id}/events`` (404 first for an unknown search).
-
-    ``timing`` (``heartbeat_s``, ``tick_s``) is for tests.
-    """
+async def event_response(
+    store: Store, hub: Hub, events: Events, search_id: int, *, heartbeat_s: float = HEARTBEAT_S
+) -> StreamingResponse:
+    """The streaming response of ``GET /searches/{id}/events``: 404 for an unknown search and 429
+    past the followers' cap (`Hub.join`), both before the stream starts."""
     await run_in_threadpool(store.get_search, search_id=search_id)  # raises NotFound
-    relay = _Relay(store, queue, search_id, **timing)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: do not buffer
-    return StreamingResponse(relay.stream(), media_type="text/event-stream", headers=headers)
+    follower = await run_in_threadpool(hub.join, search_id, asyncio.get_running_loop())
+    return FollowerStream(sse_chunks(store, events, follower, heartbeat_s=heartbeat_s), hub, follower)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from service.api.deps import connect_queue
 from service.api.handlers import error_body
+from service.api.responses import errors
 from service.errors import EnasError
 
 router = APIRouter(tags=["health"])
@@ -38,7 +39,7 @@ def _check_redis(state: Any) -> str:
     return "ok"
 
 
-@router.get("/readyz", responses={503: {"description": "the database or Redis is unreachable"}})
+@router.get("/readyz", responses=errors(503))
 def readyz(request: Request) -> Any:
     """Ready when the database and Redis answer; 503 naming the one that does not."""
     state = request.app.state

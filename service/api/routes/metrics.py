@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from enas_core.epoch import EpochMetrics
 from service.api.deps import StoreDep, connect_queue
+from service.api.responses import errors
 from service.store import Store
 from service.store.db import translate
 from service.store.models import SEARCH_STATUSES, Architecture, Epoch, Search
@@ -199,7 +200,9 @@ def queue_families(state: Any) -> list[Family]:
     return [up, depth]
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, **errors(503)}
+)
 def metrics(request: Request, store: StoreDep) -> Response:
     """The service's metrics in the Prometheus text format."""
     families = database_families(store) + queue_families(request.app.state)

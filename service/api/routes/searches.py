@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from service.api import usecases
-from service.api.deps import OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.deps import HubDep, IdPath, OwnerDep, QueueDep, SettingsDep, StoreDep
+from service.api.responses import ONE_ERRORS, READ_ERRORS, SUBMIT_ERRORS, WRITE_ERRORS, errors
 from service.api.routes import events
 from service.api.schemas import (
     ArchitectureList,
@@ -28,10 +29,19 @@ from service.spec import SearchSpec
 
 router = APIRouter(prefix="/searches", tags=["searches"])
 
+MAX_EPOCH = 1_000_000
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="the next_cursor of the previous page (opaque); empty or absent: the first page",
+    ),
+]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-@router.post("", status_code=201, response_model=SearchPublic)
+@router.post("", status_code=201, response_model=SearchPublic, responses=SUBMIT_ERRORS)
 def submit_search(
     spec: SearchSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
@@ -40,15 +50,15 @@ def submit_search(
     return search_public(record)
 
 
-@router.get("", response_model=SearchList)
+@router.get("", response_model=SearchList, responses=READ_ERRORS)
 def list_searches(
     store: StoreDep,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Searches, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor)
+    records, next_cursor = store.list_searches(status=status, limit=limit, cursor=cursor or None)
     return {
         "items": [search_public(r) for r in records],
         "next_cursor": next_cursor,
@@ -56,15 +66,15 @@ def list_searches(
     }
 
 
-@router.get("/{search_id}", response_model=SearchPublic)
-def get_search(search_id: int, store: StoreDep) -> dict[str, Any]:
+@router.get("/{search_id}", response_model=SearchPublic, responses=ONE_ERRORS)
+def get_search(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
     """One search: status, progress, best reward, timings, resolved spec, error, links."""
     return search_public(store.get_search(search_id=search_id))
 
 
-@router.post("/{search_id}/cancel", response_model=SearchPublic)
+@router.post("/{search_id}/cancel", response_model=SearchPublic, responses=WRITE_ERRORS)
 def cancel_search(
-    search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+    search_id: IdPath, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
     """Cancel (cooperative for a running search). Idempotent; 409 for a succeeded or failed search."""
     record = usecases.cancel_search(
@@ -73,9 +83,9 @@ def cancel_search(
     return search_public(record)
 
 
-@router.post("/{search_id}/resume", response_model=SearchPublic)
+@router.post("/{search_id}/resume", response_model=SearchPublic, responses=WRITE_ERRORS)
 def resume_search(
-    search_id: int, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
+    search_id: IdPath, store: StoreDep, queue: QueueDep, settings: SettingsDep, owner: OwnerDep
 ) -> dict[str, Any]:
     """Queue a failed or cancelled search again (it resumes from its last checkpoint); else 409."""
     record = usecases.resume_search(
@@ -84,38 +94,38 @@ def resume_search(
     return search_public(record)
 
 
-@router.get("/{search_id}/architectures", response_model=ArchitectureList)
+@router.get("/{search_id}/architectures", response_model=ArchitectureList, responses=ONE_ERRORS)
 def list_architectures(
-    search_id: int,
+    search_id: IdPath,
     store: StoreDep,
-    epoch: Annotated[int | None, Query(ge=0)] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
     phase: Literal["train", "sample", "derive"] | None = None,
     order: Literal["index", "reward"] = "index",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The search's architectures (sampled, trained, derived), by index or best reward first."""
     records, next_cursor = store.list_architectures(
-        search_id=search_id, epoch=epoch, phase=phase, order=order, limit=limit, cursor=cursor
+        search_id=search_id, epoch=epoch, phase=phase, order=order, limit=limit, cursor=cursor or None
     )
     return {"items": [architecture_public(r) for r in records], "next_cursor": next_cursor}
 
 
-@router.get("/{search_id}/epochs", response_model=EpochList)
-def list_epochs(search_id: int, store: StoreDep) -> dict[str, Any]:
+@router.get("/{search_id}/epochs", response_model=EpochList, responses=ONE_ERRORS)
+def list_epochs(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
     """Per-epoch metrics, in order (for the curves)."""
     return {"items": [epoch_public(r) for r in store.list_epochs(search_id=search_id)]}
 
 
-@router.get("/{search_id}/derived", response_model=DerivedList)
-def list_derived(search_id: int, store: StoreDep) -> dict[str, Any]:
+@router.get("/{search_id}/derived", response_model=DerivedList, responses=ONE_ERRORS)
+def list_derived(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
     """The derived architectures, best first."""
     return {"items": [derived_public(r) for r in store.list_derived(search_id=search_id)]}
 
 
-@router.post("/{search_id}/retrain", status_code=202, response_model=RetrainList)
+@router.post("/{search_id}/retrain", status_code=202, response_model=RetrainList, responses=WRITE_ERRORS)
 def retrain_search(
-    search_id: int,
+    search_id: IdPath,
     store: StoreDep,
     queue: QueueDep,
     settings: SettingsDep,
@@ -137,18 +147,26 @@ def retrain_search(
     return {"items": [retrain_public(r) for r in rows]}
 
 
-@router.get("/{search_id}/retrains", response_model=RetrainList)
-def list_retrains(search_id: int, store: StoreDep) -> dict[str, Any]:
+@router.get("/{search_id}/retrains", response_model=RetrainList, responses=ONE_ERRORS)
+def list_retrains(search_id: IdPath, store: StoreDep) -> dict[str, Any]:
     """The retraining runs of the search's architectures and their results."""
     return {"items": [retrain_public(r) for r in store.list_retrains(search_id=search_id)]}
 
 
-@router.get("/{search_id}/events", response_class=StreamingResponse)
-async def follow_events(search_id: int, store: StoreDep, queue: QueueDep) -> StreamingResponse:
+@router.get(
+    "/{search_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **ONE_ERRORS, **errors(429)},
+)
+async def follow_events(
+    search_id: IdPath, store: StoreDep, queue: QueueDep, hub: HubDep, settings: SettingsDep
+) -> StreamingResponse:
     """Server-Sent Events: the search's progress events as the worker publishes them.
 
     Starts with the latest state (the last event, or one built from the database), then each new
     event, with heartbeat comments while idle; ends after a ``finished`` event. See
-    `service.api.routes.events`.
+    `service.api.routes.events`. 429 past ``ENAS_SSE_MAX_FOLLOWERS`` open streams.
     """
-    return await events.event_response(store, queue, search_id)
+    return await events.event_response(
+        store, hub, queue.events, search_id, heartbeat_s=settings.sse_heartbeat_s
+    )

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from service import presets
+from service.api.responses import errors
 from service.errors import Unavailable
 
 router = APIRouter(tags=["spaces"])
 
 
-@router.get("/spaces")
+@router.get("/spaces", responses=errors(503))
 def list_spaces() -> dict[str, Any]:
     """Each space's decisions and sizes, and the presets (``{"spaces": {...}, "presets": [...]}``)."""
     try:

@@ -71,7 +71,7 @@ export function lineChart(series, {label, xLabel = "epoch", width = 480, height 
     return `<g class="series"><polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${path}"/>${dots}</g>`;
   });
   const legend = drawn.map((s) =>
-    `<span class="key"><span class="swatch${s.dashed ? " dashed" : ""}" style="--c:${s.color}"></span>${esc(s.name)}</span>`);
+    `<span class="key"><svg class="swatch" viewBox="0 0 16 4" aria-hidden="true"><line x1="0" x2="16" y1="2" y2="2" stroke="${s.color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="4 3"' : ""}/></svg>${esc(s.name)}</span>`);
   return `<figure class="chart">
     <svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(label)}" preserveAspectRatio="xMidYMid meet">
       ${grid.join("")}

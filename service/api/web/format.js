@@ -57,7 +57,8 @@ export function statusBadge(status) {
 /** A thin progress bar with its percentage (the list's cells). */
 export function progressBar(progress) {
   const pct = Math.round(100 * (progress || 0));
-  return `<span class="bar" role="img" aria-label="${pct}%"><span style="width:${pct}%"></span></span>
+  // an SVG bar: its width is an attribute, not a style one (the page's CSP allows no inline style)
+  return `<svg class="bar" viewBox="0 0 100 1" preserveAspectRatio="none" role="img" aria-label="${pct}%"><rect class="bar-fill" width="${pct}" height="1"/></svg>
     <span class="bar-text">${pct}%</span>`;
 }
 
