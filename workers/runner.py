@@ -53,7 +53,7 @@ from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkp
 from workers.config import build_plan
 from workers.failures import describe_error
 from workers.lease import LeaseKeeper, LeaseLost
-from workers.retrain import retrain_derived
+from workers.retrain import retrain_cancels, retrain_derived
 from workers.search_run import (
     SearchCancelled,
     SearchClaim,
@@ -361,7 +361,6 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
         claim.check,
         max_retries=claim.settings.retrain_max_retries,
         artifact_dir=str(claim.settings.artifact_dir),
+        cancelled=retrain_cancels(claim.queue),
     )
     claim.publish({"type": "retrained", "items": results})
-    if any(r["status"] == "cancelled" for r in results):
-        raise SearchCancelled(f"search {claim.search_id}: cancelled during retraining")

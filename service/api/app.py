@@ -19,7 +19,7 @@ from service.api.deps import connect_queue
 from service.api.guards import BodyLimit, BrowserGuard, SecurityHeaders, TrustedHosts
 from service.api.handlers import install_error_handlers
 from service.api.responses import COMMON_ERRORS
-from service.api.routes import architectures, docs, health, metrics, pages, searches, spaces
+from service.api.routes import architectures, docs, health, metrics, pages, retrains, searches, spaces
 from service.errors import Unavailable
 from service.logging import SearchLogContext
 from service.settings import Settings, get_settings
@@ -83,6 +83,6 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     app.add_middleware(BrowserGuard, settings=app.state.settings)
     app.add_middleware(TrustedHosts, settings=app.state.settings)
     app.add_middleware(SecurityHeaders)
-    for module in (searches, architectures, spaces, health, metrics, pages, docs):
+    for module in (searches, retrains, architectures, spaces, health, metrics, pages, docs):
         app.include_router(module.router)
     return app

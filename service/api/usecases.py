@@ -70,6 +70,32 @@ def cancel_search(
     return record
 
 
+def cancel_retrain(
+    *, store: Store, queue: Queue, retrain_id: int, owner: str, settings: Settings
+) -> RetrainRecord:
+    """Cancel a retraining run: a queued one at once (its job is skipped when taken), a running one
+    by its worker within seconds (the Ray task is cancelled, the row finished ``cancelled``).
+
+    Idempotent. Raises NotFound, Conflict (already succeeded or failed), Forbidden (not the
+    owner), Unavailable (a running one while Redis is unreachable: nothing changed).
+    """
+    row = store.get_retrain(retrain_id=retrain_id)
+    _check_owner(store.get_search(search_id=row.search_id), owner, settings)
+    if row.status in ("succeeded", "failed"):
+        raise Conflict(f"retrain {retrain_id} is already {row.status}")
+    if row.status == "queued":
+        try:
+            return store.finish_retrain(retrain_id=retrain_id, status="cancelled")
+        except Conflict:  # a worker started it meanwhile: ask that worker
+            row = store.get_retrain(retrain_id=retrain_id)
+    if row.status == "running":
+        try:
+            queue.cancels.request_retrain(retrain_id)
+        except redis.RedisError as e:
+            raise Unavailable(f"Redis is unreachable ({e}); retrain {retrain_id} goes on") from e
+    return row
+
+
 def resume_search(
     *, store: Store, queue: Queue, search_id: int, owner: str, settings: Settings
 ) -> SearchRecord:

@@ -11,10 +11,14 @@ from typing import Any
 import pytest
 import ray
 
-from service.queue import Queue
+from service.api.schemas import RetrainRequest
+from service.api.usecases import cancel_retrain, retrain_search
+from service.queue import Job, Queue
 from service.settings import Settings
 from service.store import Store
+from tests.workers.conftest import TINY_OVERRIDES
 from workers.runner import run_search
+from workers.worker import run_worker
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -61,3 +65,58 @@ def test_cancel_stops_a_long_controller_phase_within_seconds(
     assert done["final"].status == "cancelled" and done["final"].error is None
     assert to_idle < 10, f"cancel to idle took {to_idle:.1f}s"
     print(f"cancel to idle: {to_idle:.2f}s")
+
+
+def test_cancel_stops_a_running_retrain_job_within_seconds(
+    store: Store, queue: Queue, settings: Settings, tiny_spec: Spec
+) -> None:
+    spec = tiny_spec(epochs=1, retrain={**TINY_OVERRIDES["retrain"], "enabled": False})
+    search = store.create_search(spec=spec)
+    queue.jobs.push(Job.search(search.id))
+    assert run_worker(settings, burst=True, worker_id="wr1", queue_prefix=queue.prefix) == 1
+    (row,) = retrain_search(
+        store=store,
+        queue=queue,
+        search_id=search.id,
+        request=RetrainRequest(epochs=10_000),  # hours of CPU
+        owner="anonymous",
+        settings=settings,
+    )
+    total = _cpus_free()
+    worker = threading.Thread(
+        target=run_worker,
+        args=(settings,),
+        kwargs={"burst": True, "worker_id": "wr2", "queue_prefix": queue.prefix},
+    )
+    worker.start()
+    _wait(lambda: store.get_retrain(retrain_id=row.id).status == "running", 60, "the retrain to start")
+    _wait(lambda: _cpus_free() < total, 60, "its Ray task")
+
+    began = time.monotonic()
+    answer = cancel_retrain(store=store, queue=queue, retrain_id=row.id, owner="anonymous", settings=settings)
+    assert answer.status == "running"  # the worker stops it
+    _wait(lambda: store.get_retrain(retrain_id=row.id).status == "cancelled", 30, "the row cancelled")
+    _wait(lambda: _cpus_free() == total, 30, "the task's CPU to come back")
+    to_idle = time.monotonic() - began
+    worker.join(timeout=30)
+
+    assert not worker.is_alive() and queue.jobs.depth() == 0
+    assert to_idle < 10, f"cancel to idle took {to_idle:.1f}s"
+    print(f"retrain cancel to idle: {to_idle:.2f}s")
+
+    # a queued one is cancelled at once and its job skipped
+    (again,) = retrain_search(
+        store=store,
+        queue=queue,
+        search_id=search.id,
+        request=RetrainRequest(),
+        owner="anonymous",
+        settings=settings,
+    )
+    assert again.id != row.id and again.status == "queued"
+    cancelled = cancel_retrain(
+        store=store, queue=queue, retrain_id=again.id, owner="anonymous", settings=settings
+    )
+    assert cancelled.status == "cancelled"
+    assert run_worker(settings, burst=True, worker_id="wr3", queue_prefix=queue.prefix) == 1
+    assert store.get_retrain(retrain_id=again.id).status == "cancelled"
