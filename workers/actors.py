@@ -16,7 +16,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from enas_core.spaces import Space
 from service.settings import Settings
 from workers.checkpoint import state_bytes, state_from_bytes
 from workers.config import SearchPlan
+from workers.waiting import get_checked
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,11 @@ class ControllerView:
 
     actor: ActorHandle
     space: Space
+    check: Callable[[], None] | None = None  # run while waiting (a cancel or stop raises)
 
     def sample(self, n: int) -> list[Sampled]:
         ref: Any = self.actor.sample.remote(n)
-        return samples_of(ray.get(ref))
+        return samples_of(get_checked(ref, self.check))
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,10 @@ class SharedView:
     """The driver's in-process view of a shared-model actor for `derive` (a `RewardScorer`)."""
 
     actor: ActorHandle
+    check: Callable[[], None] | None = None  # run while waiting (a cancel or stop raises)
 
     def rewards(self, tokens: list[list[int]]) -> list[float]:
-        return list(ray.get(self.actor.rewards.remote(tokens)))
+        return list(get_checked(self.actor.rewards.remote(tokens), self.check))
 
 
 class ClusterUnreachable(RuntimeError):

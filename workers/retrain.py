@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
+import redis
 
 from service import artifacts
 from service.errors import Conflict, EnasError
+from service.queue import Queue
 from service.store import Store
 from service.store.records import DerivedRecord, RetrainRecord
 from workers.checkpoint import search_dir, state_bytes
@@ -222,13 +224,16 @@ def retrain_derived(
     max_retries: int = 0,
     task: Any = None,
     artifact_dir: str | None = None,
+    cancelled: Callable[[int], bool] = lambda retrain_id: False,
 ) -> list[dict[str, Any]]:
     """Retrain each of ``derived`` as a Ray task with the search's resources; return the results.
 
     A derived architecture already retrained successfully (a replayed search) is not retrained
     again. Each task is retried up to ``max_retries`` times (process death or a failed attempt).
     ``check`` runs while waiting; when it raises, unfinished tasks are cancelled, their rows marked
-    cancelled, and the error propagates. ``task`` replaces `retrain_task` (tests inject faults).
+    cancelled, and the error propagates. ``cancelled(retrain_id)`` tells that one run was cancelled
+    on its own (``POST /retrains/{id}/cancel``): its task is cancelled, its row finished
+    ``cancelled``, the others go on. ``task`` replaces `retrain_task` (tests inject faults).
     ``artifact_dir``: where the trained weights are saved (None: not saved).
     """
     remote = _remote(task, plan, max_retries)
@@ -244,11 +249,17 @@ def retrain_derived(
         )
         refs.append((row.id, ref))
     try:
-        _wait_all([ref for _, ref in refs], check)
+        stopped = _wait_all(refs, check, cancelled)
     except BaseException:
         _abandon(store, refs)
         raise
-    return results + [_result(store, retrain_id, ref) for retrain_id, ref in refs]
+    _abandon(store, [(retrain_id, ref) for retrain_id, ref in refs if retrain_id in stopped])
+    return results + [
+        summary_of(store.get_retrain(retrain_id=retrain_id))
+        if retrain_id in stopped
+        else _result(store, retrain_id, ref)
+        for retrain_id, ref in refs
+    ]
 
 
 def run_requested_retrain(
@@ -260,11 +271,13 @@ def run_requested_retrain(
     artifact_dir: str | None,
     max_retries: int = 0,
     task: Any = None,
+    cancelled: Callable[[int], bool] = lambda retrain_id: False,
 ) -> dict[str, Any]:
     """Run the existing retrain ``row`` (a retrain job) as one Ray task and return its summary.
 
     ``check`` runs while waiting; when it raises, the task is cancelled (the row is left as it is:
-    the caller decides) and the error propagates. A task Ray gave up on finishes the row ``failed``.
+    the caller decides) and the error propagates. When ``cancelled(row.id)`` turns true, the task
+    is cancelled and the row finished ``cancelled``. A task Ray gave up on finishes the row ``failed``.
     """
     tokens = list(store.get_architecture(architecture_id=row.architecture_id).tokens)
     ref = _remote(task, plan, max_retries).remote(
@@ -277,10 +290,13 @@ def run_requested_retrain(
         artifact_dir=artifact_dir,
     )
     try:
-        _wait_all([ref], check)
+        stopped = _wait_all([(row.id, ref)], check, cancelled)
     except BaseException:
         ray.cancel(ref, force=True)
         raise
+    if stopped:
+        _abandon(store, [(row.id, ref)])
+        return summary_of(store.get_retrain(retrain_id=row.id))
     return _result(store, row.id, ref)
 
 
@@ -315,11 +331,37 @@ def _result(store: Store, retrain_id: int, ref: Any) -> dict[str, Any]:
             return summary_of(store.get_retrain(retrain_id=retrain_id))
 
 
-def _wait_all(refs: list[Any], check: Callable[[], None]) -> None:
-    pending = list(refs)
+def retrain_cancels(queue: Queue) -> Callable[[int], bool]:
+    """``cancelled(retrain_id)`` for `retrain_derived` / `run_requested_retrain`: the run's cancel
+    flag in Redis (``POST /retrains/{id}/cancel``); Redis down reads as "not cancelled"."""
+
+    def cancelled(retrain_id: int) -> bool:
+        try:
+            return queue.cancels.retrain_requested(retrain_id)
+        except redis.RedisError:
+            return False
+
+    return cancelled
+
+
+def _wait_all(
+    refs: Sequence[tuple[int, Any]], check: Callable[[], None], cancelled: Callable[[int], bool]
+) -> set[int]:
+    """Wait for every ``(retrain_id, ref)`` task, running ``check`` between polls; a task whose run
+    was cancelled on its own is cancelled and no longer waited for. Returns those runs' ids."""
+    pending = {ref: retrain_id for retrain_id, ref in refs}
+    stopped: set[int] = set()
     while pending:
         check()
-        _, pending = ray.wait(pending, num_returns=len(pending), timeout=WAIT_POLL_S)
+        for ref, retrain_id in list(pending.items()):
+            if cancelled(retrain_id):
+                ray.cancel(ref, force=True)
+                stopped.add(retrain_id)
+                del pending[ref]
+        if pending:
+            _, left = ray.wait(list(pending), num_returns=len(pending), timeout=WAIT_POLL_S)
+            pending = {ref: pending[ref] for ref in left}
+    return stopped
 
 
 def _abandon(store: Store, refs: Sequence[tuple[int, Any]]) -> None:

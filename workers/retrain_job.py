@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from service.errors import EnasError
@@ -48,10 +49,13 @@ def run_retrain_job(
     *,
     stop_event: threading.Event,
     keeper: LeaseKeeper,
+    cancelled: Callable[[int], bool] = lambda retrain_id: False,
 ) -> dict[str, Any] | None:
     """Run the queued/running retrain ``row`` of a finished search; returns its summary
     (`workers.retrain.summary_of`), or None when another worker took the job over.
 
+    ``cancelled(retrain_id)`` turning true (``POST /retrains/{id}/cancel``) cancels the Ray task and
+    finishes the row ``cancelled``.
     Raises SearchInterrupted (the worker stops; the row is queued again) and the transient
     database/Redis errors (the worker releases the job and retries it).
     """
@@ -76,6 +80,7 @@ def run_retrain_job(
             check,
             artifact_dir=str(settings.artifact_dir),
             max_retries=settings.retrain_max_retries,
+            cancelled=cancelled,
         )
     except SearchInterrupted:
         with contextlib.suppress(EnasError):  # finished meanwhile, or the database is down

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import ray
 from ray.actor import ActorHandle
 
 from enas_core.configs import ControllerTrainConfig
@@ -54,7 +53,7 @@ from workers.config import build_plan
 from workers.failures import describe_error
 from workers.lease import LeaseKeeper, LeaseLost
 from workers.placement import check_feasible, wait_placed
-from workers.retrain import retrain_derived
+from workers.retrain import retrain_cancels, retrain_derived
 from workers.search_run import (
     SearchCancelled,
     SearchClaim,
@@ -63,8 +62,13 @@ from workers.search_run import (
     SearchRun,
     claim_search,
 )
+from workers.waiting import get_checked
 
 logger = logging.getLogger(__name__)
+
+PHASE = "phase"
+"""Event published as each phase starts: ``{"type": "phase", "phase": "shared" | "controller" |
+"derive" | "retrain", "epoch": n}`` (followers see where a long epoch is)."""
 
 TRAIN_CHUNK = 64
 """Architectures per shared-training call: the granularity of cancel checks in the shared phase."""
@@ -164,7 +168,7 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
         controller, shared = create_actors(run.plan, run.claim.search_id)
         wait_placed(run.plan, controller, shared, check=run.claim.check, set_pending=run.claim.set_pending)
         ref: Any = shared.steps_per_epoch.remote()
-        steps = int(ray.get(ref))
+        steps = int(get_checked(ref, run.claim.check))
         for epoch in range(restore_checkpoint(run.claim, controller, shared), run.plan.epochs):
             run_epoch(run, controller, shared, epoch, steps)
         return derive_phase(run, controller, shared)
@@ -190,7 +194,7 @@ def restore_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: Acto
             record.epoch,
         )
         return 0
-    ray.get([controller.restore.remote(ckpt.controller), shared.restore.remote(ckpt.shared)])
+    get_checked([controller.restore.remote(ckpt.controller), shared.restore.remote(ckpt.shared)], claim.check)
     logger.info("search %s: resumed from %s (epoch %d done)", claim.search_id, ckpt.uri, ckpt.epoch)
     claim.publish({"type": "status", "status": "resumed", "epoch": ckpt.epoch, "checkpoint": ckpt.uri})
     return ckpt.epoch + 1
@@ -208,8 +212,8 @@ def _pipelined(submit: Callable[[int], Any], count: int, check: Callable[[], Non
         check()
         pending.append(submit(i))
         if len(pending) >= IN_FLIGHT:
-            results.append(ray.get(pending.popleft()))
-    results.extend(ray.get(p) for p in pending)
+            results.append(get_checked(pending.popleft(), check))
+    results.extend(get_checked(p, check) for p in pending)
     return results
 
 
@@ -218,11 +222,13 @@ def run_epoch(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoc
     `publish_epoch` (rows + checkpoint URI in one transaction)."""
     claim = run.claim
     started_at, began = datetime.now(UTC), time.perf_counter()
+    claim.publish({"type": PHASE, "phase": "shared", "epoch": epoch})
     train_batch, train_parts = shared_phase(claim, controller, shared, epoch, steps)
     shared_seconds = time.perf_counter() - began
+    claim.publish({"type": PHASE, "phase": "controller", "epoch": epoch})
     controller_steps = controller_phase(claim, controller, shared, run.plan.controller_train)
     duration = time.perf_counter() - began
-    trained = samples_of(ray.get(train_batch))
+    trained = samples_of(get_checked(train_batch, claim.check))
     result = epoch_result(
         epoch, trained, train_parts, controller_steps, shared_seconds=shared_seconds, duration=duration
     )
@@ -236,7 +242,9 @@ def run_epoch(run: SearchRun, controller: ActorHandle, shared: ActorHandle, epoc
 
 def write_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: ActorHandle, epoch: int) -> str:
     """Save both actors' states after ``epoch``; returns the checkpoint's URI."""
-    blobs: list[bytes] = ray.get([controller.checkpoint.remote(), shared.checkpoint.remote()])
+    blobs: list[bytes] = get_checked(
+        [controller.checkpoint.remote(), shared.checkpoint.remote()], claim.check
+    )
     return save_checkpoint(str(claim.settings.artifact_dir), claim.search_id, epoch, blobs[0], blobs[1])
 
 
@@ -260,11 +268,11 @@ def controller_phase(
 ) -> list[ControllerStep]:
     """``ctrl.steps_per_epoch`` x (sample ``ctrl.archs_per_step`` -> rewards -> one update), run
     by the controller actor in one call (`ControllerActor.train_policy`, asking the shared actor
-    for the rewards itself). A cancel or stop is seen before the phase and after it (the next
-    batch boundary), not between its steps."""
+    for the rewards itself). A cancel or stop is seen while the call runs (`get_checked`); the
+    runner then kills the actors, which ends the call."""
     claim.check()
     ref: Any = controller.train_policy.remote(shared, ctrl.steps_per_epoch, ctrl.archs_per_step)
-    return list(ray.get(ref))
+    return list(get_checked(ref, claim.check))
 
 
 def architecture_rows(run: SearchRun, result: EpochResult) -> list[dict[str, Any]]:
@@ -317,8 +325,12 @@ def derive_phase(run: SearchRun, controller: ActorHandle, shared: ActorHandle) -
     by their score on one validation minibatch (`enas_core.search.derive`), store them."""
     claim, plan = run.claim, run.plan
     claim.check()
+    claim.publish({"type": PHASE, "phase": "derive", "epoch": plan.epochs - 1})
     ranked = derive(
-        SharedView(shared), ControllerView(controller, run.space), plan.derive_num_samples, plan.derive_top_k
+        SharedView(shared, claim.check),
+        ControllerView(controller, run.space, claim.check),
+        plan.derive_num_samples,
+        plan.derive_top_k,
     )
     items = []
     for tokens, score in ranked:
@@ -341,6 +353,7 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
     claim, plan = run.claim, run.plan
     if not plan.retrain_enabled or plan.retrain_top_k <= 0:
         return
+    claim.publish({"type": PHASE, "phase": "retrain", "epoch": plan.epochs - 1})
     results = retrain_derived(
         claim.store,
         claim.search_id,
@@ -349,7 +362,6 @@ def retrain_phase(run: SearchRun, derived: Sequence[DerivedRecord]) -> None:
         claim.check,
         max_retries=claim.settings.retrain_max_retries,
         artifact_dir=str(claim.settings.artifact_dir),
+        cancelled=retrain_cancels(claim.queue),
     )
     claim.publish({"type": "retrained", "items": results})
-    if any(r["status"] == "cancelled" for r in results):
-        raise SearchCancelled(f"search {claim.search_id}: cancelled during retraining")

@@ -41,6 +41,7 @@ from service.store import Store, db
 from workers.actors import ensure_ray
 from workers.lease import LeaseKeeper
 from workers.reconciler import Maintenance, Reconciler
+from workers.retrain import retrain_cancels
 from workers.retrain_job import run_retrain_job
 from workers.retry import TRANSIENT, Backoff, retry_transient
 from workers.runner import SearchInterrupted, run_search
@@ -296,7 +297,13 @@ def _run_retrain_leased(job: Job, context: JobContext) -> None:
         "retrain %s of architecture %s: taken by %s", retrain_id, row.architecture_id, context.worker_id
     )
     summary = run_retrain_job(
-        store, row, search.spec, context.settings, stop_event=context.stop_event, keeper=context.keeper
+        store,
+        row,
+        search.spec,
+        context.settings,
+        stop_event=context.stop_event,
+        keeper=context.keeper,
+        cancelled=retrain_cancels(context.queue),
     )
     context.settle(job)
     if summary is not None:

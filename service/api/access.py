@@ -7,7 +7,7 @@ from __future__ import annotations
 from service.auth import Caller
 from service.errors import NotFound
 from service.store import Store
-from service.store.records import ArchitectureRecord, SearchRecord
+from service.store.records import ArchitectureRecord, RetrainRecord, SearchRecord
 
 
 def visible_search(store: Store, caller: Caller, search_id: int) -> SearchRecord:
@@ -15,6 +15,15 @@ def visible_search(store: Store, caller: Caller, search_id: int) -> SearchRecord
     record = store.get_search(search_id=search_id)
     if not caller.sees(record.owner):
         raise NotFound(f"search {search_id} not found", field="search_id")
+    return record
+
+
+def visible_retrain(store: Store, caller: Caller, retrain_id: int) -> RetrainRecord:
+    """The retraining run, if ``caller`` may see its search. Raises NotFound (missing, or another
+    owner's)."""
+    record = store.get_retrain(retrain_id=retrain_id)
+    if not caller.sees(store.get_search(search_id=record.search_id).owner):
+        raise NotFound(f"retrain {retrain_id} not found", field="retrain_id")
     return record
 
 

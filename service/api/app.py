@@ -19,7 +19,17 @@ from service.api.deps import connect_queue
 from service.api.guards import BodyLimit, BrowserGuard, SecurityHeaders, TrustedHosts
 from service.api.handlers import install_error_handlers
 from service.api.responses import COMMON_ERRORS
-from service.api.routes import architectures, docs, health, metrics, pages, searches, session, spaces
+from service.api.routes import (
+    architectures,
+    docs,
+    health,
+    metrics,
+    pages,
+    retrains,
+    searches,
+    session,
+    spaces,
+)
 from service.auth import check_exposure
 from service.errors import Unavailable
 from service.logging import SearchLogContext
@@ -88,6 +98,6 @@ def create_app(settings: Settings | None = None, *, queue_prefix: str = "enas") 
     app.add_middleware(BrowserGuard, settings=app.state.settings)
     app.add_middleware(TrustedHosts, settings=app.state.settings)
     app.add_middleware(SecurityHeaders)
-    for module in (searches, architectures, spaces, health, metrics, pages, docs, session):
+    for module in (searches, retrains, architectures, spaces, health, metrics, pages, docs, session):
         app.include_router(module.router)
     return app

@@ -10,7 +10,7 @@ import logging
 
 import redis
 
-from service.api.access import visible_architecture, visible_search
+from service.api.access import visible_architecture, visible_retrain, visible_search
 from service.api.schemas import RetrainRequest
 from service.auth import Caller
 from service.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -63,6 +63,29 @@ def cancel_search(*, store: Store, queue: Queue, search_id: int, caller: Caller)
         except redis.RedisError as e:
             logger.warning("cancel flag for search %s not set in Redis: %s", search_id, e)
     return record
+
+
+def cancel_retrain(*, store: Store, queue: Queue, retrain_id: int, caller: Caller) -> RetrainRecord:
+    """Cancel a retraining run: a queued one at once (its job is skipped when taken), a running one
+    by its worker within seconds (the Ray task is cancelled, the row finished ``cancelled``).
+
+    Idempotent. Raises NotFound (also for another owner's run), Conflict (already succeeded or
+    failed), Unavailable (a running one while Redis is unreachable: nothing changed).
+    """
+    row = visible_retrain(store, caller, retrain_id)
+    if row.status in ("succeeded", "failed"):
+        raise Conflict(f"retrain {retrain_id} is already {row.status}")
+    if row.status == "queued":
+        try:
+            return store.finish_retrain(retrain_id=retrain_id, status="cancelled")
+        except Conflict:  # a worker started it meanwhile: ask that worker
+            row = store.get_retrain(retrain_id=retrain_id)
+    if row.status == "running":
+        try:
+            queue.cancels.request_retrain(retrain_id)
+        except redis.RedisError as e:
+            raise Unavailable(f"Redis is unreachable ({e}); retrain {retrain_id} goes on") from e
+    return row
 
 
 def resume_search(*, store: Store, queue: Queue, search_id: int, caller: Caller) -> SearchRecord:

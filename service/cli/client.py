@@ -105,6 +105,11 @@ class EnasClient:
         """POST /searches/{id}/cancel (cooperative for a running search; idempotent; 409 once finished)."""
         return self._json("POST", f"/searches/{search_id}/cancel")
 
+    def cancel_retrain(self, retrain_id: int) -> JSON:
+        """POST /retrains/{id}/cancel (a queued run at once, a running one within seconds; 409 once
+        it succeeded or failed)."""
+        return self._json("POST", f"/retrains/{retrain_id}/cancel")
+
     def resume(self, search_id: int) -> JSON:
         """POST /searches/{id}/resume: queue a failed or cancelled search again (409 otherwise)."""
         return self._json("POST", f"/searches/{search_id}/resume")

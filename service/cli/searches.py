@@ -221,8 +221,21 @@ def spaces(
 
 @app.command()
 def cancel(search_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
-    """Cancel a search: at once when queued, at its next step when running (idempotent)."""
+    """Cancel a search: at once when queued, within seconds when running (idempotent)."""
     _search_action(search_id, "cancel", server, as_json)
+
+
+@app.command("cancel-retrain")
+def cancel_retrain(retrain_id: int, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """Cancel a retraining run (an id from `enasctl retrains`): at once when queued, within
+    seconds when running (idempotent)."""
+    with connected(server) as client:
+        row = client.cancel_retrain(retrain_id)
+    if as_json:
+        print_json(row)
+        return
+    stopping = " (its worker stops it within seconds)" if row["status"] == "running" else ""
+    console.print(f"retrain {retrain_id}: {row['status']}{stopping}")
 
 
 @app.command()
@@ -237,7 +250,7 @@ def _search_action(search_id: int, action: str, server: str | None, as_json: boo
     if as_json:
         print_json(search)
         return
-    pending = " (cancel requested: it stops at its next step)" if search.get("cancel_requested") else ""
+    pending = " (cancel requested: it stops within seconds)" if search.get("cancel_requested") else ""
     console.print(f"search {search_id}: {search['status']}{pending}")
 
 

@@ -72,6 +72,9 @@ class Keys:
     def cancel(self, search_id: int) -> str:
         return self.key(CANCEL, int(search_id))
 
+    def cancel_retrain(self, retrain_id: int) -> str:
+        return self.key(CANCEL, "retrain", int(retrain_id))
+
     def lease(self, item: str) -> str:
         """The lease key of a job in its Redis form (``""``: the prefix of every lease key)."""
         return self.key(LEASE, item)

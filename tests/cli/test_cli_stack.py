@@ -130,6 +130,8 @@ def test_bad_input_exits_2_naming_the_field(stack: CliStack, tiny: TinySearch, t
     assert stack.run("export", str(tiny.id), "-a", "999999").returncode == 2
     finished = stack.run("cancel", str(tiny.id))  # 409: it already succeeded
     assert finished.returncode == 2, finished.stderr
+    no_retrain = stack.run("cancel-retrain", "999999")
+    assert no_retrain.returncode == 2 and "999999" in no_retrain.stderr
 
 
 def test_client_events_and_drawing(stack: CliStack, tiny: TinySearch) -> None:

@@ -392,3 +392,26 @@ def test_machine_redis_server_with_own_prefix(tmp_path: Path, serve: Any) -> Non
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_cancel_retrain_queued_running_and_finished(api: Api) -> None:
+    sid, (best, second) = _finished_search(api)
+    queued = api.store.create_retrain(search_id=sid, architecture_id=best)
+    running = api.store.create_retrain(search_id=sid, architecture_id=second)
+    api.store.update_retrain(retrain_id=running.id, status="running")
+
+    answer = api.http.post(f"/retrains/{queued.id}/cancel")
+    assert answer.status_code == 200 and answer.json()["status"] == "cancelled"  # queued: at once
+    assert api.http.post(f"/retrains/{queued.id}/cancel").json()["status"] == "cancelled"  # idempotent
+
+    answer = api.http.post(f"/retrains/{running.id}/cancel")
+    assert answer.status_code == 200 and answer.json()["status"] == "running"  # its worker stops it
+    assert api.queue.cancels.retrain_requested(running.id)
+    assert not api.queue.cancels.retrain_requested(queued.id)
+
+    api.store.finish_retrain(retrain_id=running.id, status="succeeded", test_score=0.5)
+    finished = api.http.post(f"/retrains/{running.id}/cancel")
+    assert finished.status_code == 409 and "already succeeded" in finished.json()["error"]["message"]
+    missing = api.http.post("/retrains/999999/cancel")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "retrain_id"
+    assert api.http.get(f"/retrains/{running.id}").json()["test_score"] == 0.5

@@ -16,6 +16,7 @@ import pytest
 
 from service.api.schemas import RetrainRequest
 from service.api.usecases import retrain_search
+from service.auth import Caller
 from service.logging import SearchIdFilter
 from service.queue import Job, Queue
 from service.queue.jobs import encode_job
@@ -58,8 +59,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
         queue=queue,
         search_id=search.id,
         request=RetrainRequest(epochs=2),
-        owner="anonymous",
-        settings=settings,
+        caller=Caller(),
     )
     assert row.status == "queued" and queue.jobs.depth() == 1
     assert run_worker(settings, burst=True, worker_id="w2", queue_prefix=queue.prefix) == 1
@@ -86,8 +86,7 @@ def test_retrain_requested_after_the_search_saves_exportable_weights(
         queue=queue,
         search_id=search.id,
         request=RetrainRequest(),
-        owner="anonymous",
-        settings=settings,
+        caller=Caller(),
     )
     assert [r.id for r in again] == [row.id] and queue.jobs.depth() == 0  # already retrained: nothing queued
 

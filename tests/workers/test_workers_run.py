@@ -74,10 +74,29 @@ def test_tiny_search_succeeds_with_every_record(
     assert retrain.metrics is not None and len(retrain.metrics["curve"]) == 1
 
     follower.join(timeout=30)
-    assert [e["type"] for e in events] == ["status", "epoch", "epoch", "derived", "retrained", FINISHED]
+    assert [e["type"] for e in events if e["type"] != "phase"] == [
+        "status",
+        "epoch",
+        "epoch",
+        "derived",
+        "retrained",
+        FINISHED,
+    ]
+    phases = [(e["phase"], e["epoch"]) for e in events if e["type"] == "phase"]
+    assert phases == [
+        ("shared", 0),
+        ("controller", 0),
+        ("shared", 1),
+        ("controller", 1),
+        ("derive", 1),
+        ("retrain", 1),
+    ]
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [0, 1]
-    assert events[1]["total"] == 2 and events[1]["metrics"] == epochs[0].metrics
-    assert events[-1]["status"] == "succeeded" and [e["seq"] for e in events] == list(range(1, 7))
+    first = next(e for e in events if e["type"] == "epoch")
+    assert first["total"] == 2 and first["metrics"] == epochs[0].metrics
+    assert events[-1]["status"] == "succeeded" and [e["seq"] for e in events] == list(
+        range(1, len(events) + 1)
+    )
 
 
 def test_search_whose_data_is_missing_fails_with_the_error(
