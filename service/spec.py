@@ -14,12 +14,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service import presets
 from service.errors import InvalidInput
 from service.spec_sections import (
+    SECTION_TYPES,
+    WHOLE,
     ChildSection,
     ControllerSection,
     DeriveSection,
@@ -56,15 +66,33 @@ LAYOUTS = {
 }
 
 
+def _section_schema(section: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of ``section`` with only ``keys`` (one space's): inline, so that a generator
+    reading one branch of `_choices_schema` alone still sees every bound."""
+    whole = TypeAdapter(SECTION_TYPES[section]).json_schema()
+    properties = {k: v for k, v in whole["properties"].items() if k in keys}
+    return {"anyOf": [{**whole, "properties": properties}, {"type": "null"}]}
+
+
 def _choices_schema() -> dict[str, Any]:
     """The space, preset and dataset combinations the validator accepts, as JSON Schema (``anyOf``),
-    so the published schema says that one of space or preset is needed and which go together."""
+    so the published schema says that one of space or preset is needed, which go together and
+    which section keys each space has."""
     branches: list[dict[str, Any]] = []
     for space in presets.SPACES:
         names = [name for name, preset in presets.PRESETS.items() if preset["space"] == space]
         datasets = {"enum": [*presets.datasets_for(space), None]}
-        by_space = {"space": {"const": space}, "preset": {"enum": [*names, None]}, "dataset": datasets}
-        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets}
+        # the keys of each section this space has (every preset of a space has the same keys)
+        keys = {
+            s: {"propertyNames": {"enum": sorted(presets.PRESETS[names[0]][s])}} for s in presets.SECTIONS
+        }
+        by_space = {
+            "space": {"const": space},
+            "preset": {"enum": [*names, None]},
+            "dataset": datasets,
+            **keys,
+        }
+        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets, **keys}
         branches.append({"properties": by_space, "required": ["space"]})
         branches.append({"properties": by_preset, "required": ["preset"]})
     return {"anyOf": branches}
@@ -79,8 +107,13 @@ class SearchSpec(BaseModel):
     dataset: Dataset | None = None
     data_dir: str | None = Field(default=None, max_length=4096)
     preset: str | None = None
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    seed: int = Field(default=0, ge=0, le=2**53 - 1)  # exact as a JSON number (a double)
+    epochs: Annotated[int | None, Field(ge=1, le=10_000, strict=True), WHOLE] = Field(
+        default=None, description="search epochs"
+    )
+    # exact as a JSON number (a double)
+    seed: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True), WHOLE] = Field(
+        default=0, description="seed of every generator"
+    )
     name: str | None = Field(default=None, max_length=200)
     controller: ControllerSection | None = None
     child: ChildSection | None = None

@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+def _whole(value: Any) -> Any:
+    """A float with no fraction as the integer it is (JSON Schema's ``integer`` admits ``2.0``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_whole)
+"""Last in an integer key's ``Annotated`` (after its bounds, so the JSON Schema keeps them): the key
+takes ``2`` or ``2.0``, but not ``true``, ``2.5`` or ``"2"``."""
 
 MAX_STEPS = 100_000
 """Steps per epoch (shared model, controller) and SGDR periods: the paper's largest is 2000."""
@@ -52,7 +62,7 @@ def _keep(description: str) -> Any:
 class ControllerSection(TypedDict, total=False):
     """The controller (an LSTM sampling architectures) and its REINFORCE training."""
 
-    hidden: Annotated[int, _int(1, 2048, "LSTM hidden units")]
+    hidden: Annotated[int, _int(1, 2048, "LSTM hidden units"), WHOLE]
     init_range: Annotated[float, _num("uniform initialisation range of the weights", gt=0, le=10)]
     lr: Annotated[float, _num("Adam learning rate", gt=0, le=10)]
     adam_beta1: Annotated[float, Field(ge=0.0, lt=1.0, description="Adam beta1 (0 to below 1)")]
@@ -66,8 +76,8 @@ class ControllerSection(TypedDict, total=False):
     op_bias: Annotated[bool, Field(description="micro's op prior [10,10,0,0,0] on the op logits")]
     entropy_weight: Annotated[float, _num("weight of the entropy bonus added to the reward", ge=0, le=10)]
     baseline_decay: Annotated[float, _unit("EMA decay of the reward baseline")]
-    steps_per_epoch: Annotated[int, _int(1, MAX_STEPS, "controller updates per epoch")]
-    archs_per_step: Annotated[int, _int(1, 1000, "architectures sampled per update")]
+    steps_per_epoch: Annotated[int, _int(1, MAX_STEPS, "controller updates per epoch"), WHOLE]
+    archs_per_step: Annotated[int, _int(1, 1000, "architectures sampled per update"), WHOLE]
     skip_target: Annotated[float, _unit("target skip-connection density (macro's KL penalty)")]
     skip_weight: Annotated[float, _num("weight of the skip-density KL penalty", ge=0, le=100)]
 
@@ -75,26 +85,26 @@ class ControllerSection(TypedDict, total=False):
 class _Training(TypedDict, total=False):
     """The keys the child and retrain sections share (the model and its training)."""
 
-    batch_size: Annotated[int, _int(1, MAX_BATCH, "training minibatch size")]
-    channels: Annotated[int, _int(1, MAX_CHANNELS, "channels of the first cells")]
-    steps_per_epoch: Annotated[int | None, _int(1, MAX_STEPS, "steps per epoch; null: one pass")]
+    batch_size: Annotated[int, _int(1, MAX_BATCH, "training minibatch size"), WHOLE]
+    channels: Annotated[int, _int(1, MAX_CHANNELS, "channels of the first cells"), WHOLE]
+    steps_per_epoch: Annotated[int | None, _int(1, MAX_STEPS, "steps per epoch; null: one pass"), WHOLE]
     lr_max: Annotated[float, _num("peak SGD learning rate", gt=0, le=100)]
     lr_min: Annotated[float, _num("lowest SGDR learning rate", ge=0, le=100)]
-    sgdr_t0: Annotated[int, _int(1, MAX_STEPS, "first SGDR period in epochs")]
-    sgdr_tmul: Annotated[int, _int(1, 100, "SGDR period multiplier")]
+    sgdr_t0: Annotated[int, _int(1, MAX_STEPS, "first SGDR period in epochs"), WHOLE]
+    sgdr_tmul: Annotated[int, _int(1, 100, "SGDR period multiplier"), WHOLE]
     momentum: Annotated[float, _unit("SGD momentum")]
     nesterov: Annotated[bool, Field(description="Nesterov momentum")]
     l2: Annotated[float, _num("L2 weight lambda in lambda * sum(w^2)", ge=0, le=1)]
     grad_clip: Annotated[float, _num("gradient-norm clip", gt=0, le=10_000)]
     keep_prob: Annotated[float, _keep("dropout keep probability before the classifier")]
     aux_weight: Annotated[float, _num("weight of the auxiliary head's loss; 0: no aux head", ge=0, le=10)]
-    cutout: Annotated[int, _int(0, 256, "cutout square size in pixels; 0: none")]
+    cutout: Annotated[int, _int(0, 256, "cutout square size in pixels; 0: none"), WHOLE]
     precision: Annotated[Literal["fp32", "bf16"], Field(description="fp32, or bf16 autocast (GPU)")]
     channels_last: Annotated[bool, Field(description="channels-last memory format (GPU)")]
-    hidden_size: Annotated[int, _int(1, MAX_HIDDEN, "recurrent hidden and embedding size (rnn)")]
-    bptt: Annotated[int, _int(1, 1000, "backpropagation-through-time length (rnn)")]
+    hidden_size: Annotated[int, _int(1, MAX_HIDDEN, "recurrent hidden and embedding size (rnn)"), WHOLE]
+    bptt: Annotated[int, _int(1, 1000, "backpropagation-through-time length (rnn)"), WHOLE]
     lr_decay: Annotated[float, _keep("learning-rate factor per epoch (rnn)")]
-    lr_decay_start: Annotated[int, _int(0, MAX_EPOCHS, "epoch the decay starts at (rnn)")]
+    lr_decay_start: Annotated[int, _int(0, MAX_EPOCHS, "epoch the decay starts at (rnn)"), WHOLE]
     dropout_input: Annotated[float, _rate("input drop rate (rnn)")]
     dropout_hidden: Annotated[float, _rate("hidden drop rate (rnn)")]
     dropout_output: Annotated[float, _rate("output drop rate (rnn)")]
@@ -104,10 +114,10 @@ class _Training(TypedDict, total=False):
 class ChildSection(_Training, total=False):
     """The shared model trained during the search (CNN spaces; rnn: the recurrent keys)."""
 
-    num_layers: Annotated[int, _int(1, 64, "layers (cells) of the shared network")]
-    num_nodes: Annotated[int, _int(1, 32, "computed nodes per cell (micro, rnn)")]
-    num_blocks: Annotated[int, _int(1, 16, "blocks per cell (nasnet)")]
-    reward_batch: Annotated[int, _int(1, MAX_BATCH, "validation batch size of the reward")]
+    num_layers: Annotated[int, _int(1, 64, "layers (cells) of the shared network"), WHOLE]
+    num_nodes: Annotated[int, _int(1, 32, "computed nodes per cell (micro, rnn)"), WHOLE]
+    num_blocks: Annotated[int, _int(1, 16, "blocks per cell (nasnet)"), WHOLE]
+    reward_batch: Annotated[int, _int(1, MAX_BATCH, "validation batch size of the reward"), WHOLE]
     bn_mode: Annotated[Literal["train", "eval"], Field(description="BatchNorm mode of the reward pass")]
     reward_c: Annotated[float, _num("reward = reward_c / validation perplexity (rnn)", gt=0, le=1e6)]
 
@@ -116,8 +126,8 @@ class ChildSection(_Training, total=False):
 class DeriveSection(TypedDict, total=False):
     """Choosing the final architectures after the search."""
 
-    num_samples: Annotated[int, _int(1, 10_000, "architectures sampled and scored")]
-    top_k: Annotated[int, _int(1, 1000, "best ones kept (at most num_samples)")]
+    num_samples: Annotated[int, _int(1, 10_000, "architectures sampled and scored"), WHOLE]
+    top_k: Annotated[int, _int(1, 1000, "best ones kept (at most num_samples)"), WHOLE]
 
 
 @with_config(STRICT)
@@ -125,9 +135,9 @@ class RetrainSection(_Training, total=False):
     """Retraining the best derived architectures from scratch (the child's keys, retraining values)."""
 
     enabled: Annotated[bool, Field(description="retrain after the search")]
-    top_k: Annotated[int, _int(1, 100, "derived architectures retrained (at most derive.top_k)")]
-    epochs: Annotated[int, _int(1, MAX_EPOCHS, "retraining epochs")]
-    num_layers: Annotated[int, _int(1, 64, "layers (cells) of the final network (micro, nasnet)")]
+    top_k: Annotated[int, _int(1, 100, "derived architectures retrained (at most derive.top_k)"), WHOLE]
+    epochs: Annotated[int, _int(1, MAX_EPOCHS, "retraining epochs"), WHOLE]
+    num_layers: Annotated[int, _int(1, 64, "layers (cells) of the final network (micro, nasnet)"), WHOLE]
     drop_path_keep: Annotated[float, _keep("drop-path keep probability")]
 
 

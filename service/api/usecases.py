@@ -7,9 +7,11 @@ The database is the source of truth and is written first; the queue only carries
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 
+from service import cost
 from service.api.schemas import RetrainRequest
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from service.queue import Job, Queue
@@ -38,14 +40,32 @@ def submit_search(
 ) -> SearchRecord:
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
-    Raises InvalidInput (data folder outside the data roots, or not of the dataset's layout),
-    Unavailable (database or Redis down; the row is then marked failed if it was written).
+    The stored spec carries its estimated cost (``spec["cost"]``, `service.cost.estimate`).
+    Raises InvalidInput (cost above ``ENAS_MAX_COST``; data folder outside the data roots, or not
+    of the dataset's layout), Unavailable (database or Redis down; the row is then marked failed if
+    it was written).
     """
-    resolved = confine_data_dir(resolve_spec(spec), settings.data_root_paths())
+    resolved = resolve_spec(spec)
+    resolved["cost"] = _checked_cost(resolved, settings)
+    resolved = confine_data_dir(resolved, settings.data_root_paths())
     check_data_dir(resolved, settings.data_dir)
     record = store.create_search(spec=resolved, owner=owner)
     _enqueue(store, queue, record)
     return record
+
+
+def _checked_cost(resolved: dict[str, Any], settings: Settings) -> dict[str, float]:
+    """The search's estimated cost; InvalidInput naming the limit when it is above ``max_cost``."""
+    estimate = cost.estimate(resolved)
+    if estimate["macs"] > settings.max_cost:
+        raise InvalidInput(
+            f"the search's estimated cost, {estimate['macs']:.3g} MACs "
+            f"(search {estimate['search_macs']:.3g}, retraining {estimate['retrain_macs']:.3g}), "
+            "is above the limit ENAS_MAX_COST = "
+            f"{settings.max_cost:.3g}: lower the epochs, the child or retrain sizes or steps",
+            field="cost",
+        )
+    return estimate
 
 
 def _check_owner(record: SearchRecord, owner: str, settings: Settings) -> None:
