@@ -7,11 +7,12 @@ The database is the source of truth and is written first; the queue only carries
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from service import cost
+from service import cost, quotas
 from service.api.schemas import RetrainRequest
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from service.queue import Job, Queue
@@ -41,12 +42,14 @@ def submit_search(
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
     The stored spec carries its estimated cost (``spec["cost"]``, `service.cost.estimate`).
-    Raises InvalidInput (cost above ``ENAS_MAX_COST``; data folder outside the data roots, or not
+    Raises OverQuota (429: over a quota of ``service.quotas``), InvalidInput (cost above
+    ``ENAS_MAX_COST`` or the daily quota; data folder outside the data roots, or not
     of the dataset's layout), Unavailable (database or Redis down; the row is then marked failed if
     it was written).
     """
     resolved = resolve_spec(spec)
     resolved["cost"] = _checked_cost(resolved, settings)
+    quotas.check_quotas(store, settings, owner=owner, cost=resolved["cost"]["macs"], now=datetime.now(UTC))
     resolved = confine_data_dir(resolved, settings.data_root_paths())
     check_data_dir(resolved, settings.data_dir)
     record = store.create_search(spec=resolved, owner=owner)

@@ -102,6 +102,12 @@ class BaseStore(abc.ABC):
     def counts_by_status(self) -> dict[str, int]:
         """Number of searches in each status (every status present, zeros included)."""
 
+    @abc.abstractmethod
+    def owner_usage(self, *, owner: str, since: datetime) -> tuple[int, list[tuple[datetime, float]]]:
+        """What ``owner`` uses (the quotas of ``service.quotas``): the number of its ``queued`` or
+        ``running`` searches, and ``(created_at, estimated cost)`` of each search it submitted at or
+        after ``since``, oldest first (cost: ``spec.cost.macs``, 0 where the spec has none)."""
+
     # -- epochs and architectures ----------------------------------------------------------------
 
     @abc.abstractmethod
