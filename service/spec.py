@@ -19,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -28,7 +27,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from service import presets
 from service.errors import InvalidInput
 from service.spec_sections import (
-    SECTION_TYPES,
     WHOLE,
     ChildSection,
     ControllerSection,
@@ -64,14 +62,6 @@ LAYOUTS = {
     f"{', '.join(CIFAR_FILES)}",
     "ptb": f"a folder holding {', '.join(PTB_FILES)} (one sentence a line, words separated by spaces)",
 }
-
-
-def _section_schema(section: str, keys: dict[str, Any]) -> dict[str, Any]:
-    """The JSON Schema of ``section`` with only ``keys`` (one space's): inline, so that a generator
-    reading one branch of `_choices_schema` alone still sees every bound."""
-    whole = TypeAdapter(SECTION_TYPES[section]).json_schema()
-    properties = {k: v for k, v in whole["properties"].items() if k in keys}
-    return {"anyOf": [{**whole, "properties": properties}, {"type": "null"}]}
 
 
 def _choices_schema() -> dict[str, Any]:

@@ -180,12 +180,3 @@ class ResourcesSection(TypedDict, total=False):
     shared: CustomResources
     controller: CustomResources
     retrain: CustomResources
-
-
-SECTION_TYPES: dict[str, Any] = {
-    "controller": ControllerSection,
-    "child": ChildSection,
-    "derive": DeriveSection,
-    "retrain": RetrainSection,
-    "resources": ResourcesSection,
-}
