@@ -249,26 +249,6 @@ def _probe(address: str, timeout_s: float) -> None:
         raise ClusterUnreachable(f"cannot attach to the Ray cluster at {address!r}: {e}") from e
 
 
-def check_resources(plan: SearchPlan, *, local: bool) -> None:
-    """Fail fast when a local Ray can never hold the search's two actors (it would wait forever).
-
-    On a cluster (which may scale up) only a warning is logged.
-    Raises:
-        RuntimeError: local Ray with fewer CPUs or GPUs than the actors need.
-    """
-    need = {"CPU": 2 * plan.resources.num_cpus, "GPU": plan.resources.num_gpus}
-    have = ray.cluster_resources()
-    short = {k: (v, have.get(k, 0.0)) for k, v in need.items() if v > have.get(k, 0.0)}
-    if not short:
-        return
-    text = ", ".join(f"{k}: needs {v:g}, has {h:g}" for k, (v, h) in short.items())
-    if local:
-        raise RuntimeError(
-            f"the local Ray cannot run this search ({text}); lower resources.num_cpus / num_gpus"
-        )
-    logger.warning("the Ray cluster is short of resources for now (%s); waiting for it to scale", text)
-
-
 def create_actors(plan: SearchPlan, search_id: int) -> tuple[ActorHandle, ActorHandle]:
     """Start ``(controller, shared)`` actors for a search on the connected Ray cluster.
 

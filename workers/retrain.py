@@ -284,11 +284,20 @@ def run_requested_retrain(
     return _result(store, row.id, ref)
 
 
+def retrain_task_options(plan: SearchPlan, max_retries: int) -> dict[str, Any]:
+    """Ray options of each retraining task: the search's resources, the retries, and the ``SPREAD``
+    strategy (the top-k tasks go to different nodes among those that fit, instead of packing one)."""
+    return {
+        **plan.resources.retrain_options(),
+        "max_retries": max_retries,
+        "retry_exceptions": [RetrainAttemptFailed],
+        "scheduling_strategy": "SPREAD",
+    }
+
+
 def _remote(task: Any, plan: SearchPlan, max_retries: int) -> Any:
-    """`retrain_task` (or ``task``) with the search's resources and the retry options."""
-    return (task or retrain_task).options(
-        **plan.resources.retrain_options(), max_retries=max_retries, retry_exceptions=[RetrainAttemptFailed]
-    )
+    """`retrain_task` (or ``task``) with `retrain_task_options`."""
+    return (task or retrain_task).options(**retrain_task_options(plan, max_retries))
 
 
 def _result(store: Store, retrain_id: int, ref: Any) -> dict[str, Any]:

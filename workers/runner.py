@@ -44,7 +44,6 @@ from service.store.records import DerivedRecord, SearchRecord
 from workers.actors import (
     ControllerView,
     SharedView,
-    check_resources,
     create_actors,
     ensure_ray,
     kill_actors,
@@ -54,6 +53,7 @@ from workers.checkpoint import newest_checkpoint, prune_checkpoints, save_checkp
 from workers.config import build_plan
 from workers.failures import describe_error
 from workers.lease import LeaseKeeper, LeaseLost
+from workers.placement import check_feasible, wait_placed
 from workers.retrain import retrain_derived
 from workers.search_run import (
     SearchCancelled,
@@ -107,7 +107,7 @@ def run_search(
     try:
         run = SearchRun(claim, build_plan(claim.record.spec, data_root=settings.data_dir))
         ensure_ray(settings)
-        check_resources(run.plan, local=settings.ray_address is None)
+        check_feasible(run.plan)
         derived = search_and_derive(run)
         retrain_phase(run, derived)
     except SearchInterrupted:
@@ -162,6 +162,7 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
     controller = shared = None
     try:
         controller, shared = create_actors(run.plan, run.claim.search_id)
+        wait_placed(run.plan, controller, shared, check=run.claim.check, set_pending=run.claim.set_pending)
         ref: Any = shared.steps_per_epoch.remote()
         steps = int(ray.get(ref))
         for epoch in range(restore_checkpoint(run.claim, controller, shared), run.plan.epochs):

@@ -127,6 +127,18 @@ class SearchClaim:
         except redis.RedisError as e:
             logger.warning("search %s: %s event not published (%s)", self.search_id, event.get("type"), e)
 
+    def set_pending(self, reason: str | None) -> None:
+        """Record and publish that the search waits for Ray resources (``reason``), or (None) that
+        its actors started and it runs again (`workers.placement.wait_placed` calls it)."""
+        self.write(
+            "pending" if reason else "running again",
+            lambda: self.store.set_pending(
+                search_id=self.search_id, reason=reason, fencing_token=self.fencing_token
+            ),
+        )
+        status = "pending" if reason else "running"
+        self.publish({"type": "status", "status": status, "pending_reason": reason})
+
 
 def claim_search(
     store: Store,

@@ -47,7 +47,7 @@ from workers.runner import SearchInterrupted, run_search
 
 logger = logging.getLogger(__name__)
 
-RUNNABLE_STATUSES = ("queued", "running")
+RUNNABLE_STATUSES = ("queued", "running", "pending")
 
 
 class WorkerStopping(Exception):

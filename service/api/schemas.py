@@ -36,6 +36,9 @@ class SearchPublic(BaseModel):
     error: str | None
     error_traceback: str | None
     cancel_requested: bool
+    pending_reason: str | None = Field(
+        description="status pending: the Ray resources the search's actors wait for (else null)"
+    )
     checkpoint_uri: str | None
     lease_owner: str | None
     spec: dict[str, Any]

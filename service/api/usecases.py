@@ -85,7 +85,7 @@ def cancel_search(
     """
     _check_owner(store.get_search(search_id=search_id), owner, settings)
     record = store.request_cancel(search_id=search_id)
-    if record.status == "running":
+    if record.status in ("running", "pending"):
         try:
             queue.cancels.request(search_id)  # workers may watch Redis; the DB flag is the record
         except redis.RedisError as e:
@@ -132,7 +132,7 @@ def retrain_search(
     """
     search = store.get_search(search_id=search_id)
     _check_owner(search, owner, settings)
-    if search.status in ("queued", "running"):
+    if search.status in ("queued", "running", "pending"):
         raise Conflict(f"search {search_id} is {search.status}: retrain it once it has finished")
     architecture_ids = _chosen_architectures(store, search_id, request)
     try:

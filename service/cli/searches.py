@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -292,6 +293,8 @@ def print_search(search: dict[str, Any]) -> None:
         f"  epoch {'-' if epoch is None else epoch + 1}/{search.get('total_epochs')}  "
         f"progress {progress:.0f}%  best reward {search.get('best_reward')}"
     )
+    if search.get("pending_reason"):
+        console.print(f"  [yellow]pending:[/yellow] {escape(search['pending_reason'])}")
     if search.get("error"):
         console.print(f"  [red]error:[/red] {search['error']}")
 

@@ -95,8 +95,18 @@ class BaseStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def set_pending(
+        self, *, search_id: int, reason: str | None, fencing_token: int | None = None
+    ) -> SearchRecord:
+        """A claimed search waits for busy Ray resources (status ``pending``, ``pending_reason`` set)
+        or, with ``reason=None``, got them (back to ``running``, reason cleared).
+
+        Raises Conflict when the search is not running/pending or the fencing token is stale."""
+
+    @abc.abstractmethod
     def unfinished_searches(self) -> list[SearchRecord]:
-        """Every ``queued`` or ``running`` search, oldest first (the reconciler's view of the truth)."""
+        """Every ``queued``, ``running`` or ``pending`` search, oldest first (the reconciler's view of
+        the truth)."""
 
     @abc.abstractmethod
     def counts_by_status(self) -> dict[str, int]:

@@ -32,7 +32,10 @@ TextJSONType = JSON()
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
-SEARCH_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+SEARCH_STATUSES = ("queued", "running", "pending", "succeeded", "failed", "cancelled")
+"""``pending``: claimed by a worker whose actors wait for busy Ray resources (``pending_reason``)."""
+ACTIVE_STATUSES = ("running", "pending")
+"""Held by a worker: its lease, fencing token and cancel flag apply."""
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 PHASES = ("train", "sample", "derive")
 RETRAIN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -71,6 +74,7 @@ class Search(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     fencing_token: Mapped[int] = mapped_column(BigInteger, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Architecture(Base):

@@ -63,6 +63,7 @@ class SearchRecord(_Record):
     lease_owner: str | None
     fencing_token: int
     cancel_requested: bool
+    pending_reason: str | None
 
     @property
     def name(self) -> str | None:
@@ -96,6 +97,7 @@ class SearchRecord(_Record):
             lease_owner=row.lease_owner,
             fencing_token=row.fencing_token,
             cancel_requested=row.cancel_requested,
+            pending_reason=row.pending_reason,
         )
 
 

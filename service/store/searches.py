@@ -68,7 +68,7 @@ class SearchesPart(StorePart):
             row = search_row(session, search_id, lock=True)
             if row.status in models.TERMINAL_STATUSES:
                 raise Conflict(f"search {search_id} is already {row.status}")
-            row.status = "running"
+            row.status, row.pending_reason = "running", None
             row.started_at = row.started_at or utcnow()
             row.lease_owner = worker_id
             row.fencing_token += 1
@@ -94,6 +94,7 @@ class SearchesPart(StorePart):
                 raise Conflict(f"search {search_id} is already {row.status}")
             check_fence(row, fencing_token)
             row.status, row.finished_at, row.lease_owner = status, utcnow(), None
+            row.pending_reason = None
             row.error, row.error_traceback = error, traceback
             if status == "succeeded":
                 row.progress = 1.0
@@ -107,7 +108,7 @@ class SearchesPart(StorePart):
                 raise Conflict(f"search {search_id} already {row.status}; nothing to cancel")
             if row.status == "queued":
                 row.status, row.finished_at = "cancelled", utcnow()
-            elif row.status == "running":
+            elif row.status in models.ACTIVE_STATUSES:
                 row.cancel_requested = True
             session.flush()
             return SearchRecord.from_row(row)
@@ -122,8 +123,23 @@ class SearchesPart(StorePart):
             session.flush()
             return SearchRecord.from_row(row)
 
+    def set_pending(
+        self, *, search_id: int, reason: str | None, fencing_token: int | None = None
+    ) -> SearchRecord:
+        with self._db.session(write=True) as session:
+            row = search_row(session, search_id, lock=True)
+            if row.status not in models.ACTIVE_STATUSES:
+                raise Conflict(f"search {search_id} is {row.status}; only a running search waits")
+            check_fence(row, fencing_token)
+            row.status = "running" if reason is None else "pending"
+            row.pending_reason = reason
+            session.flush()
+            return SearchRecord.from_row(row)
+
     def unfinished_searches(self) -> list[SearchRecord]:
-        query = select(Search).where(Search.status.in_(("queued", "running"))).order_by(Search.id)
+        query = (
+            select(Search).where(Search.status.in_(("queued", *models.ACTIVE_STATUSES))).order_by(Search.id)
+        )
         with self._db.session() as session:
             return [SearchRecord.from_row(r) for r in session.scalars(query)]
 

@@ -167,3 +167,31 @@ def test_drawings_render_without_overlap(
         assert browser.execute_script(OVERLAPS) == [], f"{name} seed {seed}"
         if seed == 0:
             screenshot(browser, screenshots / f"drawing-{name}.png", browser.execute_script(VIEWBOX))
+
+
+def test_a_pending_search_shows_its_reason(browser: Any, screenshots: Path, tmp_path: Path) -> None:
+    """The search page of a search waiting for Ray resources: the ``pending`` badge and the reason
+    (the API in-process over real HTTP; the store made it pending as a worker would)."""
+    from service.api.app import create_app
+    from service.queue.connection import start_embedded
+    from service.settings import Settings
+    from tests.service.conftest import ServerThread
+
+    handle, _ = start_embedded(tmp_path / "home")
+    try:
+        settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "data")
+        with ServerThread(create_app(settings)) as server:
+            store = server.app.state.store
+            sid = store.create_search(spec={"space": "micro", "epochs": 2, "name": "waits"}).id
+            token = store.mark_running(search_id=sid).fencing_token
+            reason = "waiting for 1 GPU for the shared model: 0 of 1 free on the nodes that fit"
+            store.set_pending(search_id=sid, reason=reason, fencing_token=token)
+            browser.get(f"{server.url}/ui/searches/{sid}")
+            read = 'const e = document.getElementById("pending-reason"); return e ? e.textContent : null'
+            assert wait_until(lambda: browser.execute_script(read), 30, "the pending reason") == reason
+            badge = browser.execute_script(READ_STATE)[2]
+            assert badge == "pending"
+            screenshot(browser, screenshots / "search-pending.png")
+            store.finish_search(search_id=sid, status="cancelled", fencing_token=token)
+    finally:
+        handle.shutdown()

@@ -12,7 +12,7 @@ import pytest
 from enas_core.spaces import get_space, list_spaces
 from enas_core.zoo.nasnet.space import KNOWN
 from service.cli.client import EnasClient, EnasClientError, parse_sse
-from service.cli.searches import apply_override, build_spec
+from service.cli.searches import apply_override, build_spec, print_search
 from tests.cli.conftest import UNREACHABLE, _base_env, enasctl
 
 
@@ -198,3 +198,11 @@ def test_client_events_reads_the_stream_to_finished() -> None:
         with pytest.raises(EnasClientError) as info:
             list(client.events(6))
         assert info.value.status == 404
+
+
+def test_status_shows_why_a_search_is_pending(capsys: pytest.CaptureFixture[str]) -> None:
+    reason = "waiting for 1 GPU for the shared model: 0 of 1 free on the nodes that fit"
+    search = {"id": 7, "status": "pending", "pending_reason": reason, "spec": {}, "total_epochs": 2}
+    print_search(search)
+    shown = _squashed(capsys.readouterr().out)
+    assert "search 7 pending" in shown and f"pending: {reason}" in shown

@@ -98,9 +98,11 @@ def test_killed_stack_resumes_the_search_when_started_again(spawn: Spawn, tmp_pa
         failed = lambda: _search(http, broken.json()["id"]).get("status") == "failed"  # noqa: E731
         wait_for(failed, 60, "the impossible search to fail", procs=(second,))
         shown = _search(http, broken.json()["id"])  # the error and its traceback, as GET shows them
-        assert shown["error"].startswith("RuntimeError: the local Ray cannot run this search")
+        assert shown["error"].startswith(
+            "Unplaceable: no Ray node can hold the shared model: it asks for 64 CPU"
+        )
         assert "Traceback (most recent call last)" in shown["error_traceback"]
-        assert "check_resources" in shown["error_traceback"]
+        assert "check_feasible" in shown["error_traceback"]
         http.close()
         store.dispose()
     finally:

@@ -278,6 +278,31 @@ def test_cancel_and_resume(api: Api) -> None:
     assert api.http.post(f"/searches/{done}/resume").status_code == 409
 
 
+def test_a_pending_search_shows_why(api: Api) -> None:
+    """A search whose actors wait for busy Ray resources: ``pending`` with its reason in GET, the
+    list (and its status filter), and the OpenAPI schema; cancelling it sets the flag."""
+    sid = submit(api).json()["id"]
+    token = api.store.mark_running(search_id=sid).fencing_token
+    reason = "waiting for 1 GPU for the shared model: 0 of 1 free on the nodes that fit"
+    api.store.set_pending(search_id=sid, reason=reason, fencing_token=token)
+    shown = api.http.get(f"/searches/{sid}").json()
+    assert (shown["status"], shown["pending_reason"]) == ("pending", reason)
+    listed = api.http.get("/searches", params={"status": "pending"}).json()
+    assert [s["pending_reason"] for s in listed["items"] if s["id"] == sid] == [reason]
+    assert listed["counts"]["pending"] >= 1
+    schema = api.http.get("/openapi.json").json()["components"]["schemas"]["SearchPublic"]
+    assert "pending_reason" in schema["properties"]
+    api.store.set_pending(search_id=sid, reason=None, fencing_token=token)
+    again = api.http.get(f"/searches/{sid}").json()
+    assert (again["status"], again["pending_reason"]) == ("running", None)
+    api.store.set_pending(search_id=sid, reason=reason, fencing_token=token)
+    cancelled = api.http.post(f"/searches/{sid}/cancel").json()
+    assert (cancelled["status"], cancelled["cancel_requested"]) == ("pending", True)
+    assert api.queue.cancels.requested(sid)
+    api.store.finish_search(search_id=sid, status="cancelled", fencing_token=token)
+    assert api.http.get(f"/searches/{sid}").json()["pending_reason"] is None
+
+
 def _finished_search(api: Api, *, derived: bool = True) -> tuple[int, list[int]]:
     """A succeeded search with two sampled architectures (derived in that order when asked)."""
     sid = submit(api).json()["id"]

@@ -64,6 +64,7 @@ def test_list_newest_first_with_cursor(store: Store) -> None:
     assert store.counts_by_status() == {
         "queued": 4,
         "running": 1,
+        "pending": 0,
         "succeeded": 0,
         "failed": 0,
         "cancelled": 0,

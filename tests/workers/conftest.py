@@ -35,13 +35,17 @@ TINY_OVERRIDES: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """One small local Ray for every worker test (starting one costs seconds)."""
+    """One small local Ray for every worker test (starting one costs seconds); its node also offers
+    one unit of the custom resource ``node_a`` and no GPU, even on a machine with one
+    (tests/workers/test_placement.py places by them)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(
             address="local",
             num_cpus=2,
+            num_gpus=0,
+            resources={"node_a": 1},
             include_dashboard=False,
             object_store_memory=100 * 1024 * 1024,
             log_to_driver=False,

@@ -146,7 +146,10 @@ def _running_families(session: Session) -> list[Family]:
     families = {name: Family(name, "gauge", text) for name, text in RUNNING_SERIES}
     running = list(
         session.scalars(
-            select(Search).where(Search.status == "running").order_by(Search.id.desc()).limit(MAX_RUNNING)
+            select(Search)
+            .where(Search.status.in_(("running", "pending")))
+            .order_by(Search.id.desc())
+            .limit(MAX_RUNNING)
         )
     )
     last = {search.id: search.epoch for search in running if search.epoch is not None}

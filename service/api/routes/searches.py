@@ -38,7 +38,7 @@ Cursor = Annotated[
         description="the next_cursor of the previous page (opaque); empty or absent: the first page",
     ),
 ]
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["queued", "running", "pending", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=201, response_model=SearchPublic, responses=SUBMIT_ERRORS)

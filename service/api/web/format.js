@@ -1,7 +1,7 @@
 // Formatting helpers shared by the views: escaping, numbers, times, badges, progress bars.
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+export const STATUSES = ["queued", "running", "pending", "succeeded", "failed", "cancelled"];
 
 const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
 

@@ -19,7 +19,7 @@ function row(s) {
   return `<tr data-id="${s.id}">
     <td class="num"><a href="/ui/searches/${s.id}">${s.id}</a></td>
     <td><a href="/ui/searches/${s.id}">${esc(s.name || `search ${s.id}`)}</a></td>
-    <td>${statusBadge(s.status)}</td>
+    <td${s.pending_reason ? ` title="${esc(s.pending_reason)}"` : ""}>${statusBadge(s.status)}</td>
     <td class="progress-cell">${progressBar(s.progress)}</td>
     <td class="num">${num(s.best_reward)}</td>
     <td>${esc(spec.space)}</td>

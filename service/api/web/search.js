@@ -194,7 +194,8 @@ export class SearchView {
     this.root.querySelector("#crumb").textContent = `search ${s.id}`;
     this.root.querySelector("#search-title").innerHTML = `${esc(title)}${s.name ? ` <span class="sub">#${s.id}</span>` : ""}`;
     const cancelling = s.cancel_requested && !TERMINAL.has(s.status) ? ' <span class="muted">cancel requested</span>' : "";
-    this.root.querySelector("#search-status").innerHTML = statusBadge(s.status) + cancelling;
+    const waiting = s.status === "pending" && s.pending_reason ? ` <span class="muted" id="pending-reason">${esc(s.pending_reason)}</span>` : "";
+    this.root.querySelector("#search-status").innerHTML = statusBadge(s.status) + waiting + cancelling;
     const progress = this.root.querySelector("#progress");
     progress.value = s.progress || 0;
     progress.dataset.progress = String(s.progress || 0);
