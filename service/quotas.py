@@ -1,8 +1,8 @@
 """Quotas per owner, checked when a search is submitted (settings ``quota_active`` and
 ``quota_daily_cost``, environment ``ENAS_QUOTA_ACTIVE`` and ``ENAS_QUOTA_DAILY_COST``; 0: no limit).
 
-* active: the owner's searches ``queued`` or ``running`` at once; a new one over it is refused until
-  one of them finishes (``Retry-After``: `ACTIVE_RETRY_S`, a search's end cannot be foreseen).
+* active: the owner's searches ``queued``, ``running`` or ``pending`` at once; a new one over it
+  is refused until one of them finishes (``Retry-After``: `ACTIVE_RETRY_S`, a search's end cannot be foreseen).
 * daily cost: the estimated costs (``service.cost``) of the searches the owner submitted in the last
   24 hours plus the new one; over it, ``Retry-After`` is when enough of the oldest leave the window.
   A search whose cost alone is above the quota can never be submitted: 422, not 429.
@@ -31,7 +31,7 @@ def check_quotas(store: Store, settings: Settings, *, owner: str, cost: float, n
     active, recent = store.owner_usage(owner=owner, since=now - DAY)
     if settings.quota_active and active >= settings.quota_active:
         raise OverQuota(
-            f"{owner} has {active} searches queued or running, the limit ENAS_QUOTA_ACTIVE = "
+            f"{owner} has {active} searches queued or running (or pending), the limit ENAS_QUOTA_ACTIVE = "
             f"{settings.quota_active}: submit again when one of them has finished",
             retry_after_s=ACTIVE_RETRY_S,
         )

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # admits every paper-* preset (the largest, paper-cifar10-micro, is about 1.8e17).
     max_cost: float = Field(default=1e18, gt=0)
     # Quotas per owner (service/quotas.py); 0: no limit. Over one: 429 with Retry-After.
-    quota_active: int = Field(default=0, ge=0)  # an owner's searches queued or running at once
+    quota_active: int = Field(default=0, ge=0)  # an owner's searches queued, running or pending at once
     quota_daily_cost: float = Field(default=0.0, ge=0)  # estimated cost an owner submits in 24 hours
 
     @field_validator(

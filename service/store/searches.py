@@ -151,7 +151,8 @@ class SearchesPart(StorePart):
         return counts
 
     def owner_usage(self, *, owner: str, since: datetime) -> tuple[int, list[tuple[datetime, float]]]:
-        active = select(func.count()).where(Search.owner == owner, Search.status.in_(("queued", "running")))
+        unfinished = ("queued", *models.ACTIVE_STATUSES)
+        active = select(func.count()).where(Search.owner == owner, Search.status.in_(unfinished))
         recent = (
             select(Search.created_at, Search.spec)
             .where(Search.owner == owner, Search.created_at >= since)
