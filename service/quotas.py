@@ -2,7 +2,7 @@
 ``quota_daily_cost``, environment ``ENAS_QUOTA_ACTIVE`` and ``ENAS_QUOTA_DAILY_COST``; 0: no limit).
 
 * active: the owner's searches ``queued``, ``running`` or ``pending`` at once; a new one over it
-  is refused until one of them finishes (``Retry-After``: `ACTIVE_RETRY_S`, a search's end cannot be foreseen).
+  is refused until one of them finishes (``Retry-After``: `ACTIVE_RETRY_S`, an end cannot be foreseen).
 * daily cost: the estimated costs (``service.cost``) of the searches the owner submitted in the last
   24 hours plus the new one; over it, ``Retry-After`` is when enough of the oldest leave the window.
   A search whose cost alone is above the quota can never be submitted: 422, not 429.
