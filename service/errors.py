@@ -60,6 +60,18 @@ class Conflict(EnasError):
     code = "conflict"
 
 
+class OverQuota(EnasError):
+    """The caller is over one of its quotas (HTTP 429); ``retry_after_s``: when it frees, for the
+    ``Retry-After`` header."""
+
+    status_code = 429
+    code = "over_quota"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(EnasError):
     """A backing service (database, Redis) cannot be reached (HTTP 503)."""
 

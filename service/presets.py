@@ -1,7 +1,7 @@
 """Presets: complete resolved specs (``docs/INTERNALS.md``) that a submitted spec overrides.
 
 Each space defines its own (its plugin's ``presets``, e.g. ``enas_core/zoo/micro/presets.py``);
-this module gathers them, in plugin order, with the rules an override must follow. ``paper-*``
+this module gathers them, in plugin order (an override's rules: ``service.spec_sections``). ``paper-*``
 carry the numbers of ENAS (Pham et al. 2018), ``demo-*`` finish on a 2-core CPU in minutes.
 Plain dicts, standard library only (``enas_core.spaces``): the API reads them without torch.
 """
@@ -19,42 +19,6 @@ TEXT_DATASETS = ("ptb", "synthetic-ptb")
 TASK_DATASETS: dict[str, tuple[str, ...]] = {"image": IMAGE_DATASETS, "language": TEXT_DATASETS}
 DEFAULT_PRESET: dict[str, str] = {name: get_plugin(name).default_preset for name in SPACES}
 SECTIONS = ("controller", "child", "derive", "retrain", "resources")
-
-# Keys whose preset value is null: the type an override must have.
-NULLABLE_TYPES: dict[str, type] = {
-    "controller.temperature": float,
-    "child.steps_per_epoch": int,
-    "retrain.steps_per_epoch": int,
-}
-# String keys with a closed set of values.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "child.bn_mode": ("train", "eval"),
-    "child.precision": ("fp32", "bf16"),
-    "retrain.precision": ("fp32", "bf16"),
-    "resources.device": ("auto", "cpu", "cuda"),
-}
-# Probabilities and decay rates: must lie in [0, 1].
-UNIT_INTERVAL = frozenset(
-    {
-        "controller.adam_beta1",
-        "controller.adam_beta2",
-        "controller.baseline_decay",
-        "controller.skip_target",
-        "child.keep_prob",
-        "child.momentum",
-        "child.lr_decay",
-        "child.dropout_input",
-        "child.dropout_hidden",
-        "child.dropout_output",
-        "retrain.keep_prob",
-        "retrain.drop_path_keep",
-        "retrain.momentum",
-        "retrain.lr_decay",
-        "retrain.dropout_input",
-        "retrain.dropout_hidden",
-        "retrain.dropout_output",
-    }
-)
 
 PRESETS: dict[str, dict[str, Any]] = {
     name: preset for space in SPACES for name, preset in load(get_plugin(space).presets).items()

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import artifacts
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     sse_max_followers: int = 1000  # event streams one API process serves at once; past it: 429
     sse_heartbeat_s: float = 15.0  # idle seconds between two heartbeat comments of an event stream
     data_roots: str = ""  # "/data,/mnt/datasets": the folders a spec's data_dir may be in; empty: data_dir
+    # What one search may cost (service/cost.py: estimated MACs of training compute); the default
+    # admits every paper-* preset (the largest, paper-cifar10-micro, is about 1.8e17).
+    max_cost: float = Field(default=1e18, gt=0)
+    # Quotas per owner (service/quotas.py); 0: no limit. Over one: 429 with Retry-After.
+    quota_active: int = Field(default=0, ge=0)  # an owner's searches queued, running or pending at once
+    quota_daily_cost: float = Field(default=0.0, ge=0)  # estimated cost an owner submits in 24 hours
 
     @field_validator(
         "database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", "heartbeat_s", mode="before"

@@ -1,24 +1,39 @@
 """What a user submits (:class:`SearchSpec`) and what is stored and run (:func:`resolve_spec`).
 
 A spec names a space and optionally a preset (default ``demo-<space>``), a dataset, epochs, a seed,
-and per-section overrides. Every override key must exist in the preset's section and have the
-preset value's type; the error names the field (``["child", "foo"]`` in pydantic's location, so the
-API answers 422 with ``field: "child.foo"``).
+and per-section overrides. Each section is typed (``service.spec_sections``: per-key types and
+bounds); every override key must also exist in the chosen preset's section (a space lacks some);
+the error names the field (``["child", "foo"]`` in pydantic's location, so the API answers 422 with
+``field: "child.foo"``).
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service import presets
 from service.errors import InvalidInput
+from service.spec_sections import (
+    WHOLE,
+    ChildSection,
+    ControllerSection,
+    DeriveSection,
+    ResourcesSection,
+    RetrainSection,
+)
 
 
 def _known_space(name: str) -> str:
@@ -51,13 +66,23 @@ LAYOUTS = {
 
 def _choices_schema() -> dict[str, Any]:
     """The space, preset and dataset combinations the validator accepts, as JSON Schema (``anyOf``),
-    so the published schema says that one of space or preset is needed and which go together."""
+    so the published schema says that one of space or preset is needed, which go together and
+    which section keys each space has."""
     branches: list[dict[str, Any]] = []
     for space in presets.SPACES:
         names = [name for name, preset in presets.PRESETS.items() if preset["space"] == space]
         datasets = {"enum": [*presets.datasets_for(space), None]}
-        by_space = {"space": {"const": space}, "preset": {"enum": [*names, None]}, "dataset": datasets}
-        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets}
+        # the keys of each section this space has (every preset of a space has the same keys)
+        keys = {
+            s: {"propertyNames": {"enum": sorted(presets.PRESETS[names[0]][s])}} for s in presets.SECTIONS
+        }
+        by_space = {
+            "space": {"const": space},
+            "preset": {"enum": [*names, None]},
+            "dataset": datasets,
+            **keys,
+        }
+        by_preset = {"space": {"enum": [space, None]}, "preset": {"enum": names}, "dataset": datasets, **keys}
         branches.append({"properties": by_space, "required": ["space"]})
         branches.append({"properties": by_preset, "required": ["preset"]})
     return {"anyOf": branches}
@@ -72,14 +97,19 @@ class SearchSpec(BaseModel):
     dataset: Dataset | None = None
     data_dir: str | None = Field(default=None, max_length=4096)
     preset: str | None = None
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    seed: int = Field(default=0, ge=0, le=2**53 - 1)  # exact as a JSON number (a double)
+    epochs: Annotated[int | None, Field(ge=1, le=10_000, strict=True), WHOLE] = Field(
+        default=None, description="search epochs"
+    )
+    # exact as a JSON number (a double)
+    seed: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True), WHOLE] = Field(
+        default=0, description="seed of every generator"
+    )
     name: str | None = Field(default=None, max_length=200)
-    controller: dict[str, Any] | None = None
-    child: dict[str, Any] | None = None
-    derive: dict[str, Any] | None = None
-    retrain: dict[str, Any] | None = None
-    resources: dict[str, Any] | None = None
+    controller: ControllerSection | None = None
+    child: ChildSection | None = None
+    derive: DeriveSection | None = None
+    retrain: RetrainSection | None = None
+    resources: ResourcesSection | None = None
 
     @model_validator(mode="after")
     def _check_against_preset(self) -> SearchSpec:
@@ -152,60 +182,10 @@ def _check_dataset(space: str, dataset: str | None, errors: list[InitErrorDetail
         )
 
 
-def _type_name(kind: type) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
-
-
-RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_:.-]{0,99}")
-RAY_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
-
-
-def _check_custom_resources(value: Any) -> str | None:
-    """Why ``value`` is not a mapping of Ray custom resource names to amounts, or None."""
-    if not isinstance(value, dict):
-        return "must be an object of Ray custom resource names to amounts"
-    if len(value) > 16:
-        return "may name at most 16 resources"
-    for name, amount in value.items():
-        if name in RAY_BUILTIN_RESOURCES or not RESOURCE_NAME.fullmatch(name):
-            return (
-                f"names a resource {name[:100]!r} that is not a custom resource name "
-                "(letters, digits, _ : . -; CPU, GPU and memory have their own keys)"
-            )
-        if isinstance(amount, bool) or not isinstance(amount, int | float):
-            return f"needs a number for {name!r}"
-        if not math.isfinite(amount) or not 0 < amount <= 10_000:
-            return f"needs an amount for {name!r} above 0 and at most 10000"
-    return None
-
-
-def _check_value(key: str, value: Any, default: Any) -> str | None:
-    """Why ``value`` cannot override ``key`` (preset value ``default``), or None when it can."""
-    if isinstance(default, dict):
-        return _check_custom_resources(value)
-    kind = presets.NULLABLE_TYPES.get(key) if default is None else type(default)
-    if value is None:
-        return None if default is None else f"must be {_type_name(kind)}, not null"  # type: ignore[arg-type]
-    if kind is None:
-        return None
-    is_bool = isinstance(value, bool)
-    if kind is bool and not is_bool or kind is str and not isinstance(value, str):
-        return f"must be {_type_name(kind)}"
-    if kind in (int, float) and (is_bool or not isinstance(value, int if kind is int else int | float)):
-        return f"must be {_type_name(kind)}"
-    if key in presets.CHOICES and value not in presets.CHOICES[key]:
-        return f"must be one of {', '.join(presets.CHOICES[key])}"
-    if kind in (int, float):
-        if value < 0 or (default is None or default > 0) and value == 0:
-            return "must be positive" if default is None or default > 0 else "must not be negative"
-        if key in presets.UNIT_INTERVAL and value > 1:
-            return "must be between 0 and 1"
-    return None
-
-
 def _check_overrides(
-    section: str, given: dict[str, Any] | None, base: dict[str, Any], errors: list[InitErrorDetails]
+    section: str, given: Mapping[str, Any] | None, base: dict[str, Any], errors: list[InitErrorDetails]
 ) -> None:
+    """Refuse the keys of ``given`` (typed and bounded already) that the preset's space lacks."""
     for key, value in (given or {}).items():
         if key not in base:
             known = ", ".join(sorted(base))
@@ -217,24 +197,11 @@ def _check_overrides(
                     value,
                 )
             )
-            continue
-        problem = _check_value(f"{section}.{key}", value, base[key])
-        if problem:
-            errors.append(_error((section, key), "invalid_override", f"{section}.{key} {problem}", value))
 
 
 def _merge_sections(spec: SearchSpec, preset: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    merged = {}
-    for section in presets.SECTIONS:
-        values = {**preset[section], **(getattr(spec, section) or {})}
-        # a float setting given as an integer is stored as a float
-        merged[section] = {
-            k: float(v)
-            if isinstance(preset[section][k], float) and v is not None and not isinstance(v, bool)
-            else v
-            for k, v in values.items()
-        }
-    return merged
+    # the sections' types already made a number key given as an integer a float
+    return {section: {**preset[section], **(getattr(spec, section) or {})} for section in presets.SECTIONS}
 
 
 def _check_cross_fields(sections: dict[str, dict[str, Any]], errors: list[InitErrorDetails]) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import EnasError, Unauthorized
+from service.errors import EnasError, OverQuota, Unauthorized
 from service.store.db import is_unreachable
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
 
 def _enas_error(exc: EnasError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    if isinstance(exc, OverQuota):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 

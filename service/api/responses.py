@@ -34,7 +34,7 @@ DESCRIPTIONS = {
     413: "the body is larger than the limit",
     415: "a state-changing request whose body is not application/json",
     422: "a path, query or body value out of its type or bounds (field names it)",
-    429: "too many followers of event streams",
+    429: "too many event-stream followers, or the caller is over a quota (Retry-After: when it frees)",
     501: "a format this process does not produce",
     503: "the database or Redis is unreachable",
 }
@@ -53,5 +53,5 @@ ONE_ERRORS = errors(401, 404, 422, 503)
 """A read of one object by id."""
 WRITE_ERRORS = errors(401, 403, 404, 409, 415, 422, 503)
 """A state-changing request on an existing object."""
-SUBMIT_ERRORS = errors(401, 403, 415, 422, 503)
+SUBMIT_ERRORS = errors(401, 403, 415, 422, 429, 503)
 """A state-changing request creating an object."""

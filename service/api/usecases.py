@@ -7,9 +7,12 @@ The database is the source of truth and is written first; the queue only carries
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
+from service import cost, quotas
 from service.api.access import visible_architecture, visible_retrain, visible_search
 from service.api.schemas import RetrainRequest
 from service.auth import Caller
@@ -40,14 +43,36 @@ def submit_search(
 ) -> SearchRecord:
     """Resolve and check ``spec``, insert the search (queued), push its id. Returns the new search.
 
-    Raises InvalidInput (data folder outside the data roots, or not of the dataset's layout),
-    Unavailable (database or Redis down; the row is then marked failed if it was written).
+    The stored spec carries its estimated cost (``spec["cost"]``, `service.cost.estimate`).
+    Raises OverQuota (429: over a quota of ``service.quotas``), InvalidInput (cost above
+    ``ENAS_MAX_COST`` or the daily quota; data folder outside the data roots, or not
+    of the dataset's layout), Unavailable (database or Redis down; the row is then marked failed if
+    it was written).
     """
-    resolved = confine_data_dir(resolve_spec(spec), settings.data_root_paths())
+    resolved = resolve_spec(spec)
+    resolved["cost"] = _checked_cost(resolved, settings)
+    quotas.check_quotas(
+        store, settings, owner=caller.name, cost=resolved["cost"]["macs"], now=datetime.now(UTC)
+    )
+    resolved = confine_data_dir(resolved, settings.data_root_paths())
     check_data_dir(resolved, settings.data_dir)
     record = store.create_search(spec=resolved, owner=caller.name)
     _enqueue(store, queue, record)
     return record
+
+
+def _checked_cost(resolved: dict[str, Any], settings: Settings) -> dict[str, float]:
+    """The search's estimated cost; InvalidInput naming the limit when it is above ``max_cost``."""
+    estimate = cost.estimate(resolved)
+    if estimate["macs"] > settings.max_cost:
+        raise InvalidInput(
+            f"the search's estimated cost, {estimate['macs']:.3g} MACs "
+            f"(search {estimate['search_macs']:.3g}, retraining {estimate['retrain_macs']:.3g}), "
+            "is above the limit ENAS_MAX_COST = "
+            f"{settings.max_cost:.3g}: lower the epochs, the child or retrain sizes or steps",
+            field="cost",
+        )
+    return estimate
 
 
 def cancel_search(*, store: Store, queue: Queue, search_id: int, caller: Caller) -> SearchRecord:

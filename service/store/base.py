@@ -119,6 +119,12 @@ class BaseStore(abc.ABC):
         """Number of searches (only ``owner``'s when given) in each status (every status present,
         zeros included)."""
 
+    @abc.abstractmethod
+    def owner_usage(self, *, owner: str, since: datetime) -> tuple[int, list[tuple[datetime, float]]]:
+        """What ``owner`` uses (the quotas of ``service.quotas``): the number of its ``queued``,
+        ``running`` or ``pending`` searches, and ``(created_at, estimated cost)`` of each search it
+        submitted at or after ``since``, oldest first (cost: ``spec.cost.macs``, 0 where none)."""
+
     # -- epochs and architectures ----------------------------------------------------------------
 
     @abc.abstractmethod

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,7 +12,7 @@ from service.errors import Conflict, InvalidInput
 from service.store import models
 from service.store.models import Search, utcnow
 from service.store.part import StorePart, check_fence, search_row
-from service.store.records import SearchRecord
+from service.store.records import SearchRecord, as_utc
 from service.store.rows import check_limit, clean_json, decode_cursor, encode_cursor
 
 
@@ -158,3 +159,22 @@ class SearchesPart(StorePart):
         counts = dict.fromkeys(models.SEARCH_STATUSES, 0)
         counts.update({status: int(n) for status, n in rows})
         return counts
+
+    def owner_usage(self, *, owner: str, since: datetime) -> tuple[int, list[tuple[datetime, float]]]:
+        unfinished = ("queued", *models.ACTIVE_STATUSES)
+        active = select(func.count()).where(Search.owner == owner, Search.status.in_(unfinished))
+        recent = (
+            select(Search.created_at, Search.spec)
+            .where(Search.owner == owner, Search.created_at >= since)
+            .order_by(Search.created_at)
+        )
+        with self._db.session() as session:
+            count = int(session.execute(active).scalar_one())
+            rows = session.execute(recent).all()
+        return count, [(as_utc(created), _cost_of(spec)) for created, spec in rows]
+
+
+def _cost_of(spec: Any) -> float:
+    cost = spec.get("cost") if isinstance(spec, dict) else None
+    macs = cost.get("macs") if isinstance(cost, dict) else None
+    return float(macs) if isinstance(macs, int | float) and not isinstance(macs, bool) else 0.0

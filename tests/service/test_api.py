@@ -92,11 +92,22 @@ def test_list_with_cursor_and_filter(api: Api) -> None:
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
     [
-        ({"child": {"foo": 1}}, "child.foo", "unknown key child.foo"),
+        ({"child": {"foo": 1}}, "child.foo", "unknown field child.foo"),
+        ({"child": {"hidden_size": 8}}, "child.hidden_size", "unknown key child.hidden_size"),
+        ({"epochs": True}, "epochs", "valid integer"),
+        ({"retrain": {"epochs": True}}, "retrain.epochs", "valid integer"),
+        ({"child": {"channels": 100_000}}, "child.channels", "less than or equal to 1024"),
+        ({"child": {"num_layers": 1000}}, "child.num_layers", "less than or equal to 64"),
+        ({"child": {"num_nodes": 10**6}}, "child.num_nodes", "less than or equal to 32"),
+        ({"child": {"batch_size": 10**9}}, "child.batch_size", "less than or equal to 4096"),
+        ({"child": {"steps_per_epoch": 10**12}}, "child.steps_per_epoch", "less than or equal to 100000"),
+        ({"controller": {"hidden": 10**9}}, "controller.hidden", "less than or equal to 2048"),
+        ({"derive": {"num_samples": 10**12}}, "derive.num_samples", "less than or equal to 10000"),
+        ({"retrain": {"epochs": 10**9}}, "retrain.epochs", "less than or equal to 10000"),
         ({"space": "rnn", "dataset": "digits"}, "dataset", "needs one of ptb"),
         ({"epochs": 0}, "epochs", "greater than or equal to 1"),
         ({"bogus": 1}, "bogus", "unknown field bogus"),
-        ({"controller": {"lr": "fast"}}, "controller.lr", "must be a number"),
+        ({"controller": {"lr": "fast"}}, "controller.lr", "valid number"),
         ({"preset": "paper-ptb"}, "preset", "not micro"),
     ],
 )
@@ -105,6 +116,26 @@ def test_invalid_specs_name_the_field(api: Api, spec: dict[str, Any], field: str
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "invalid_input" and error["field"] == field and words in error["message"]
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"1e999", b"-Infinity"])
+def test_numbers_must_be_finite(api: Api, number: bytes) -> None:
+    body = b'{"space": "micro", "child": {"lr_max": ' + number + b"}}"
+    response = api.http.post("/searches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "child.lr_max" and "finite number" in error["message"]
+
+
+def test_cost_is_estimated_stored_and_bounded(api: Api) -> None:
+    body = submit(api).json()
+    stored = api.http.get(f"/searches/{body['id']}").json()["spec"]["cost"]
+    assert stored == body["spec"]["cost"] and 0 < stored["search_macs"] < stored["macs"]
+    assert submit(api, preset="paper-cifar10-micro", space=None, epochs=None).status_code == 201
+    response = submit(api, preset="paper-cifar10-micro", space=None, retrain={"epochs": 10_000})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "cost" and "ENAS_MAX_COST" in error["message"] and "MACs" in error["message"]
 
 
 def test_bad_bodies(api: Api) -> None:

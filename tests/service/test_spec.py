@@ -139,27 +139,67 @@ def test_presets_validate_against_themselves(name: str) -> None:
 
 
 def test_unknown_key_names_the_field() -> None:
-    [(loc, msg)] = errors_of(space="micro", child={"foo": 1})
-    assert loc == ("child", "foo") and "child.foo" in msg and "channels" in msg
+    [(loc, msg)] = errors_of(space="micro", child={"foo": 1})  # no space has it: the type refuses it
+    assert loc == ("child", "foo") and "Extra inputs" in msg
+    [(loc, msg)] = errors_of(space="micro", child={"hidden_size": 32})  # rnn's, not micro's
+    assert loc == ("child", "hidden_size") and "child.hidden_size" in msg and "channels" in msg
+    [(loc, _)] = errors_of(space="rnn", retrain={"num_layers": 3})
+    assert loc == ("retrain", "num_layers")
 
 
 @pytest.mark.parametrize(
     ("override", "problem"),
     [
-        ({"channels": 1.5}, "integer"),
-        ({"channels": True}, "integer"),
-        ({"nesterov": 1}, "true or false"),
-        ({"keep_prob": 2}, "between 0 and 1"),
-        ({"steps_per_epoch": 0}, "positive"),
-        ({"lr_max": -1}, "positive"),
-        ({"bn_mode": "x"}, "train, eval"),
-        ({"channels": None}, "not null"),
-        ({"cutout": -1}, "negative"),
+        ({"channels": 1.5}, "valid integer"),
+        ({"channels": True}, "valid integer"),
+        ({"nesterov": 1}, "valid boolean"),
+        ({"keep_prob": 2}, "less than or equal to 1"),
+        ({"steps_per_epoch": 0}, "greater than or equal to 1"),
+        ({"lr_max": -1}, "greater than 0"),
+        ({"lr_max": float("nan")}, "finite number"),
+        ({"lr_max": float("inf")}, "finite number"),
+        ({"bn_mode": "x"}, "'train' or 'eval'"),
+        ({"channels": None}, "valid integer"),
+        ({"cutout": -1}, "greater than or equal to 0"),
+        ({"channels": 100_000}, "less than or equal to 1024"),
+        ({"num_layers": 1000}, "less than or equal to 64"),
+        ({"num_nodes": 10**6}, "less than or equal to 32"),
+        ({"batch_size": 10**9}, "less than or equal to 4096"),
+        ({"steps_per_epoch": 10**12}, "less than or equal to 100000"),
     ],
 )
 def test_override_types_and_ranges(override: dict[str, Any], problem: str) -> None:
     [(loc, msg)] = errors_of(space="micro", child=override)
     assert loc == ("child", next(iter(override))) and problem in msg
+
+
+@pytest.mark.parametrize(
+    ("section", "override", "problem"),
+    [
+        ("controller", {"hidden": 10**9}, "less than or equal to 2048"),
+        ("controller", {"steps_per_epoch": 10**12}, "less than or equal to 100000"),
+        ("controller", {"adam_beta2": 1.0}, "less than 1"),
+        ("derive", {"num_samples": 10**12}, "less than or equal to 10000"),
+        ("retrain", {"epochs": 10**9}, "less than or equal to 10000"),
+        ("retrain", {"epochs": True}, "valid integer"),
+        ("resources", {"num_gpus": -1}, "greater than or equal to 0"),
+        ("resources", {"device": "tpu"}, "'auto', 'cpu' or 'cuda'"),
+    ],
+)
+def test_absurd_sizes_are_refused_in_every_section(
+    section: str, override: dict[str, Any], problem: str
+) -> None:
+    [(loc, msg)] = errors_of(space="micro", **{section: override})
+    assert loc == (section, next(iter(override))) and problem in msg
+
+
+def test_every_key_is_typed_and_described() -> None:
+    for section in presets.SECTIONS:
+        described = SearchSpec.model_json_schema()["$defs"]
+        properties = described[f"{section.capitalize()}Section"]["properties"]
+        for preset in presets.PRESETS.values():
+            assert set(preset[section]) <= set(properties), (section, set(preset[section]) - set(properties))
+        assert all(p.get("description") for p in properties.values()), section
 
 
 def test_other_invalid_specs() -> None:
@@ -255,12 +295,14 @@ def test_custom_resources_per_role_are_stored_and_checked() -> None:
     assert resolved["resources"]["retrain"] == {"gpu_box": 1}
     for bad, words in [
         ({"shared": {"GPU": 1}}, "not a custom resource name"),
-        ({"shared": {"a b": 1}}, "not a custom resource name"),
-        ({"controller": {"ctl": 0}}, "above 0"),
-        ({"controller": {"ctl": True}}, "needs a number"),
-        ({"retrain": [1]}, "must be an object"),
+        ({"shared": {"a b": 1}}, "should match pattern"),
+        ({"controller": {"ctl": 0}}, "greater than 0"),
+        ({"controller": {"ctl": True}}, "valid number"),
+        ({"controller": {"ctl": float("nan")}}, "finite number"),
+        ({"retrain": [1]}, "valid dictionary"),
+        ({"retrain": {f"r{i}": 1 for i in range(17)}}, "at most 16 items"),
     ]:
         with pytest.raises(ValidationError) as caught:
             SearchSpec(space="micro", resources=bad)
         error = caught.value.errors()[0]
-        assert error["loc"][0] == "resources" and words in error["msg"]
+        assert error["loc"][0] == "resources" and words in error["msg"], (bad, error["msg"])
