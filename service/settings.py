@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     checkpoint_keep: int = 2  # newest checkpoints kept per search
     retry_max_s: float = 30.0  # longest wait between retries of an unreachable database or Redis
     retrain_max_retries: int = 2  # Ray retries of a retraining task that crashed or hit a transient error
+    actor_recoveries: int = 3  # fresh actors after losing a search's actors (node died), in a row
+    ray_head_grace_s: float = 30.0  # the Ray head unreachable this long: the worker exits with status 3
 
     @field_validator(
         "database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", "heartbeat_s", mode="before"
