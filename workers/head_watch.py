@@ -44,14 +44,18 @@ class HeadWatch:
         self.interval_s = interval_s if interval_s is not None else min(5.0, max(grace_s / 6, 0.1))
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ray-head-watch", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start watching (a daemon thread; the first probe runs after ``interval_s``)."""
+        self._thread = threading.Thread(target=self._run, name="ray-head-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching (``on_lost`` is not called after this returns)."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
 
     def answers(self) -> bool:
         """Whether the head accepts a TCP connection now."""
