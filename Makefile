@@ -26,7 +26,10 @@ test: install browser
 # The real `docker compose up` test (tests/compose/): installs Docker from Debian's packages and
 # starts dockerd when missing, builds the images (base image by debootstrap, cached), runs a demo
 # search across two Ray worker containers, kills one mid-search, tears all down. Minutes, not seconds.
+# tests/cluster/ first (root: a Ray head and two nodes as `ray start` processes, the worker in its
+# own network and mount namespace; a node killed mid-search), then the compose test.
 cluster-test: install
+	ENAS_CLUSTER_TEST=1 $(PY) -m pytest -q -s tests/cluster $(PYTEST_ARGS)
 	ENAS_COMPOSE_TEST=1 $(PY) -m pytest -q -s tests/compose $(PYTEST_ARGS)
 
 # The browser test drives Debian's chromium through chromium-driver; installed once, when missing
