@@ -44,11 +44,14 @@ class ActorsLost(RuntimeError):
 def is_actor_loss(error: BaseException) -> bool:
     """Whether ``error`` (or an error it wraps: a task's cause, a chained cause) is an actor or
     node loss. A controller call that waited on the shared actor raises a task error whose cause
-    is the shared actor's death."""
+    is the shared actor's death. An actor whose constructor raised is no loss: it is the search's
+    error (fresh actors would fail the same way)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, ray.exceptions.RayActorError) and current.actor_init_failed:
+            return False  # its constructor raised (e.g. missing data): fresh actors would too
         if isinstance(current, ACTOR_LOSS):
             return True
         cause = getattr(current, "cause", None)

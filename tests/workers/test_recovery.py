@@ -132,3 +132,4 @@ def test_actor_loss_is_recognised_through_task_errors() -> None:
     wrapped.__cause__ = died
     assert is_actor_loss(wrapped)
     assert not is_actor_loss(RuntimeError("a bug"))
+    assert not is_actor_loss(ray.exceptions.RayActorError(actor_init_failed=True))  # its __init__ raised
