@@ -27,7 +27,8 @@ test: install browser
 # starts dockerd when missing, builds the images (base image by debootstrap, cached), runs a demo
 # search across Ray worker containers, kills one mid-search (ENAS_COMPOSE_VICTIM=idle|shared), times
 # 2 vs 1 nodes, tears all down. About 7 minutes from a cold Docker cache; .ci/run runs it after `make test`.
-# tests/cluster (ENAS_CLUSTER_TEST=1, the multi-node Ray test) is added here when it lands.
+# tests/cluster (ENAS_CLUSTER_TEST=1, Ray nodes as processes, the worker in its own namespaces) is
+# not run here yet: large objects never reach the namespaced node (docs/INTERNALS.md, Losing a node).
 cluster-test: install
 	ENAS_COMPOSE_TEST=1 $(PY) -m pytest -q -s tests/compose $(PYTEST_ARGS)
 

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # Quotas per owner (service/quotas.py); 0: no limit. Over one: 429 with Retry-After.
     quota_active: int = Field(default=0, ge=0)  # an owner's searches queued, running or pending at once
     quota_daily_cost: float = Field(default=0.0, ge=0)  # estimated cost an owner submits in 24 hours
+    actor_recoveries: int = 3  # fresh actors after losing a search's actors (node died), in a row
+    ray_head_grace_s: float = 30.0  # the Ray head unreachable this long: the worker exits with status 3
 
     @field_validator(
         "database_url", "redis_url", "ray_address", "artifact_dir", "data_dir", "heartbeat_s", mode="before"

@@ -9,10 +9,13 @@ stops early when the search's cancel flag is set in the database.
 
 Failures are bounded and visible: an attempt that raises records its error on the row
 (``error``, ``metrics.failures``) and raises `RetrainAttemptFailed`, which Ray retries up to
-``max_retries`` times; the last attempt finishes the row ``failed``. A task whose process dies is
-retried by Ray too (the next attempt notes it); when Ray gives up, the driver finishes the row
-``failed`` with Ray's error. Results are idempotent: an attempt that finds its row already finished
-returns it without training, and finishing twice with the same status is a no-op in the store.
+``max_retries`` times; the last attempt finishes the row ``failed``. A task whose process or
+node dies is retried by Ray too, on any node that fits (the next attempt notes the death and the
+node it happened on in ``metrics.failures``); every attempt writes its node (``metrics.node``,
+``metrics.node_ip``), so a finished row names the node it finally ran on. When Ray gives up, the
+driver finishes the row ``failed`` with Ray's error. Results are idempotent: an attempt that finds
+its row already finished returns it without training, and finishing twice with the same status
+is a no-op in the store.
 `retrain_derived` is the driver's side: rows first (so they show as queued), all tasks submitted,
 their results gathered. `run_requested_retrain` is the worker's side of one retrain job
 (``POST /searches/{id}/retrain``): one task for one existing row.
@@ -126,11 +129,26 @@ def _start_attempt(store: Store, row: RetrainRecord) -> dict[str, Any]:
     previous = int(metrics.get("attempts", 0))
     failures = list(metrics.get("failures", []))
     if previous and not any(f.get("attempt") == previous for f in failures):
-        failures.append({"attempt": previous, "error": "the task's process died (Ray retried it)"})
-    base = {**kept, "attempts": previous + 1, "failures": failures}
+        where = f" on node {metrics['node_ip']} ({metrics['node']})" if metrics.get("node") else ""
+        failures.append(
+            {
+                "attempt": previous,
+                "error": f"the task's process or its node died{where} (Ray retried it)",
+                "node": metrics.get("node"),
+            }
+        )
+    base = {**kept, **running_node(), "attempts": previous + 1, "failures": failures}
     error = failures[-1]["error"] if failures else None
     store.update_retrain(retrain_id=row.id, status="running", metrics=base, error=error)
     return base
+
+
+def running_node() -> dict[str, str]:
+    """``{"node": Ray node id, "node_ip": its address}`` of the process running this attempt
+    (empty outside Ray): each attempt writes it, so the row names the node it finally ran on."""
+    if not ray.is_initialized():
+        return {}
+    return {"node": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}
 
 
 def _attempt_failed(

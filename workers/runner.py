@@ -15,6 +15,10 @@ that finds a checkpoint on its search (a resume, or a re-take after a crash) loa
 actors and continues at the next epoch: on the same hardware this reproduces exactly the rows an
 uninterrupted run writes.
 
+When an actor or its node is lost mid-search, `workers.recovery` kills what is left and runs the
+search part again on fresh actors from the newest committed checkpoint (a bounded number of times
+in a row).
+
 Store writes are retried with backoff while the database is unreachable; events are best effort
 (Redis down: logged, not fatal). A run whose lease was taken over, or whose fencing token is stale,
 stops without writing anything more.
@@ -53,6 +57,7 @@ from workers.config import build_plan
 from workers.failures import describe_error
 from workers.lease import LeaseKeeper, LeaseLost
 from workers.placement import check_feasible, wait_placed
+from workers.recovery import run_with_recovery
 from workers.retrain import retrain_cancels, retrain_derived
 from workers.search_run import (
     SearchCancelled,
@@ -163,6 +168,12 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
     of actors; returns the derived rows. The actors are killed on the way out (before
     retraining, which needs their resources)."""
     run.claim.check()  # a cancel or stop that came while queued: no actors to start
+    limit = run.claim.settings.actor_recoveries
+    return run_with_recovery(run.claim, lambda: _search_and_derive_on_fresh_actors(run), limit=limit)
+
+
+def _search_and_derive_on_fresh_actors(run: SearchRun) -> list[DerivedRecord]:
+    """`search_and_derive`'s one attempt (`workers.recovery` runs it again after an actor loss)."""
     controller = shared = None
     try:
         controller, shared = create_actors(run.plan, run.claim.search_id)
@@ -179,10 +190,11 @@ def search_and_derive(run: SearchRun) -> list[DerivedRecord]:
 def restore_checkpoint(claim: SearchClaim, controller: ActorHandle, shared: ActorHandle) -> int:
     """Load the search's newest checkpoint into the actors; returns the first epoch to run.
 
-    Only checkpoints of epochs the database has committed count (see `newest_checkpoint`). Without
-    one the search starts at epoch 0 (replayed epochs store nothing twice).
+    Only checkpoints of epochs the database has committed count (see `newest_checkpoint`; the row
+    is read again: after an actor loss it is newer than the claim's). Without one the search
+    starts at epoch 0 (replayed epochs store nothing twice).
     """
-    record = claim.record
+    record = claim.write("read search", lambda: claim.store.get_search(search_id=claim.search_id))
     if record.epoch is None:
         return 0
     artifact_dir = str(claim.settings.artifact_dir)

@@ -12,6 +12,10 @@ against a fresh database works), registers itself and starts two daemon threads:
 It survives its dependencies going away: an unreachable database or Redis is retried with backoff
 (logged), in the loop and inside a running search, and the worker never exits for it.
 
+Attached to a Ray cluster, it watches the head (`workers.head_watch`): when the head stays
+unreachable for ``ENAS_RAY_HEAD_GRACE_S``, the job it holds goes back to the front of the queue
+and it exits with status 3 (`HEAD_LOST_EXIT`) for its supervisor to restart it.
+
 SIGTERM or SIGINT asks it to stop: the running search stops at its next batch boundary and goes
 back to the front of the queue (still ``running`` in the database, so the next worker re-claims it
 and resumes from its checkpoint); a second SIGINT interrupts at once.
@@ -39,6 +43,7 @@ from service.queue.connection import connect
 from service.settings import Settings
 from service.store import Store, db
 from workers.actors import ensure_ray
+from workers.head_watch import HEAD_LOST_EXIT, HeadWatch, head_address
 from workers.lease import LeaseKeeper
 from workers.reconciler import Maintenance, Reconciler
 from workers.retrain import retrain_cancels
@@ -127,18 +132,48 @@ def run_worker(
         maintenance = Maintenance(reconciler, settings.reconcile_interval_s)
         logger.info("worker %s started (queue %s)", worker_id, queue.keys.queue)
         handled = 0
+        watch = _watch_head(settings, queue, worker_id, keeper)
         try:
             keeper.start()
             maintenance.start()
             context = JobContext(store, queue, settings, worker_id, stop, keeper)
             handled = _loop(context, burst=burst, poll_s=poll_s)
         finally:
+            if watch is not None:
+                watch.stop()
             maintenance.stop()
             keeper.stop()
             client.close()
             store.dispose()
             logger.info("worker %s stopped after %d job(s)", worker_id, handled)
     return handled
+
+
+def _watch_head(settings: Settings, queue: Queue, worker_id: str, keeper: LeaseKeeper) -> HeadWatch | None:
+    """On a cluster, a started `HeadWatch`: when the head stays away ``ray_head_grace_s``, the
+    held job goes back to the front of the queue and the process exits with `HEAD_LOST_EXIT`."""
+    if settings.ray_address is None:
+        return None
+
+    def on_lost(reason: str) -> None:
+        job = keeper.held
+        keeper.release()
+        if job is not None:
+            with contextlib.suppress(redis.RedisError):
+                queue.jobs.release(worker_id, job)
+        logger.error(
+            "worker %s: %s; job %s back on the queue; exiting with status %d to be restarted",
+            worker_id,
+            reason,
+            job,
+            HEAD_LOST_EXIT,
+        )
+        logging.shutdown()
+        os._exit(HEAD_LOST_EXIT)
+
+    watch = HeadWatch(head_address(), settings.ray_head_grace_s, on_lost)
+    watch.start()
+    return watch
 
 
 def _loop(context: JobContext, *, burst: bool, poll_s: float) -> int:

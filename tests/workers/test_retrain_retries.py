@@ -40,12 +40,14 @@ def test_a_task_whose_process_dies_is_retried_and_the_death_recorded(
     def dies_once(**kwargs: Any) -> dict[str, Any]:
         import os
 
-        from workers.retrain import retrain_architecture
+        from workers.retrain import retrain_architecture, running_node
 
         if not os.path.exists(marker):
             open(marker, "w").close()
             store_ = Store(kwargs["store_url"])
-            store_.update_retrain(retrain_id=kwargs["retrain_id"], status="running", metrics={"attempts": 1})
+            store_.update_retrain(
+                retrain_id=kwargs["retrain_id"], status="running", metrics={"attempts": 1, **running_node()}
+            )
             os._exit(1)  # the worker process dies in the middle of the attempt
         return retrain_architecture(**kwargs)
 
@@ -57,7 +59,11 @@ def test_a_task_whose_process_dies_is_retried_and_the_death_recorded(
     row = store.get_retrain(retrain_id=result["retrain_id"])
     assert result["status"] == row.status == "succeeded" and row.test_score is not None, row.error
     assert row.metrics is not None and row.metrics["attempts"] == 2
-    assert row.metrics["failures"] == [{"attempt": 1, "error": "the task's process died (Ray retried it)"}]
+    node = ray.get_runtime_context().get_node_id()
+    [failure] = row.metrics["failures"]
+    assert failure["attempt"] == 1 and failure["node"] == node
+    assert failure["error"].startswith("the task's process or its node died on node ")
+    assert row.metrics["node"] == node and row.metrics["node_ip"]  # where it finally ran
     again = retrain_derived(store, derived[0].search_id, plan, derived, lambda: None)  # idempotent
     assert again == [result] and len(store.list_retrains(search_id=derived[0].search_id)) == 1
 
