@@ -25,7 +25,7 @@ test: install browser
 
 # The real `docker compose up` test (tests/compose/): installs Docker from Debian's packages and
 # starts dockerd when missing, builds the images (base image by debootstrap, cached), runs a demo
-# search across Ray worker containers, kills one mid-search (ENAS_COMPOSE_VICTIM=idle|shared), times
+# search across Ray worker containers, kills the one holding the search's actors mid-search (ENAS_COMPOSE_VICTIM=shared|idle), times
 # 2 vs 1 nodes, tears all down. About 7 minutes from a cold Docker cache; .ci/run runs it after `make test`.
 # tests/cluster (ENAS_CLUSTER_TEST=1, Ray nodes as processes, the worker in its own namespaces) is
 # not run here yet: large objects never reach the namespaced node (docs/INTERNALS.md, Losing a node).

@@ -7,8 +7,9 @@ and takes minutes. PostgreSQL and Redis run from that base image (tests/compose/
 image registry is reachable here. The host's enasctl (this checkout) talks to the API container.
 
 The Ray worker container killed mid-search is found through Ray's state API in the head container:
-ENAS_COMPOSE_VICTIM=shared kills the node holding the search's shared-model actor, `idle` (the
-default until actor recovery after node loss lands) a worker node holding none of its actors.
+ENAS_COMPOSE_VICTIM=shared (the default) kills the node holding the search's shared-model actor
+(the worker recovers the actors on a surviving node, workers/recovery.py), `idle` a worker node
+holding none of its actors.
 Times (cluster up, search on 2 and 1 Ray worker nodes) are printed for bench/RESULTS.md.
 """
 
@@ -31,7 +32,7 @@ from service.cli.client import EnasClient
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "enas-compose-test"
 ENDED = {"succeeded", "failed", "cancelled"}
-VICTIM = os.environ.get("ENAS_COMPOSE_VICTIM", "idle")
+VICTIM = os.environ.get("ENAS_COMPOSE_VICTIM", "shared")
 # every ray-worker node offers it (ENAS_WORKER_RESOURCES, read by deploy/ray-node.sh)
 WORKER_RESOURCE = "compose_worker"
 
