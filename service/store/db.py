@@ -59,9 +59,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # Driver in autocommit; SQLAlchemy's "begin" event below issues BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # the busy timeout first: switching a new file to WAL waits for a migrating writer's lock
+        # (with the driver's 5 s default, a slow migration under load made the others fail)
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
