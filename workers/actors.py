@@ -245,11 +245,18 @@ def _probe(address: str, timeout_s: float) -> None:
         return
     if address.startswith("ray://"):
         return  # Ray Client: ray.init's own timeout applies
-    host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=min(timeout_s, 5.0)).close()
+        connect_tcp(address, min(timeout_s, 5.0))
     except (OSError, ValueError) as e:
         raise ClusterUnreachable(f"cannot attach to the Ray cluster at {address!r}: {e}") from e
+
+
+def connect_tcp(address: str, timeout_s: float) -> None:
+    """Open and close a TCP connection to ``host:port`` (no host: 127.0.0.1).
+
+    Raises OSError (refused, unreachable, timed out) or ValueError (no port number)."""
+    host, _, port = address.rpartition(":")
+    socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
 
 
 def create_actors(plan: SearchPlan, search_id: int) -> tuple[ActorHandle, ActorHandle]:

@@ -13,12 +13,13 @@ Ray ends a driver whose GCS stays away anyway.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 
 import ray
+
+from workers.actors import connect_tcp
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,9 @@ class HeadWatch:
 
     def answers(self) -> bool:
         """Whether the head accepts a TCP connection now."""
-        host, _, port = self.address.rpartition(":")
         try:
-            socket.create_connection((host, int(port)), timeout=min(self.interval_s * 2, 5.0)).close()
-        except OSError:
+            connect_tcp(self.address, min(self.interval_s * 2, 5.0))
+        except (OSError, ValueError):
             return False
         return True
 
